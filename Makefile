@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+CORE_PLUGINS    := $(sort $(dir $(wildcard sedna_plugins/*/pyproject.toml)))
+CONTRIB_PLUGINS := $(sort $(dir $(wildcard plugins-contrib/*/pyproject.toml)))
+EDITABLE        := -e . $(foreach p,$(CORE_PLUGINS) $(CONTRIB_PLUGINS),-e ./$(p))
+
+export FLWR_TELEMETRY_ENABLED = 0
+export FLWR_DISABLE_UPDATE_CHECK = 1
+export HF_HUB_OFFLINE = 1
+export TF_CPP_MIN_LOG_LEVEL = 2
+
+.PHONY: demo test bench lint wheels clean venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+demo: venv
+	$(PIP) install --quiet -r requirements/frameworks.txt -e . $(foreach p,$(CORE_PLUGINS),-e ./$(p))
+	$(BIN)/python -m examples.demo
+
+test: venv
+	$(PIP) install --quiet -r requirements/test.txt $(EDITABLE)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PIP) install --quiet -r requirements/bench.txt $(EDITABLE)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: venv
+	$(BIN)/ruff check sedna_core sedna_plugins plugins-contrib tests benchmarks examples
+
+wheels: venv
+	$(PIP) install --quiet build
+	@for d in . $(CORE_PLUGINS) $(CONTRIB_PLUGINS); do $(BIN)/python -m build --wheel --outdir dist $$d || exit 1; done
+
+clean:
+	rm -rf dist build *.egg-info .pytest_cache

@@ -1,0 +1,44 @@
+"""Base classes of every algorithm kind: the public API plugins implement."""
+
+from sedna_core.algorithms._base import Algorithm
+from sedna_core.algorithms.aggregation import BaseAggregation
+from sedna_core.algorithms.backend import BaseBackend
+from sedna_core.algorithms.hem import BaseHardExampleMiner
+from sedna_core.algorithms.mtl import (
+    BaseInferenceIntegrate,
+    BaseTaskAllocation,
+    BaseTaskDefinition,
+    BaseTaskRelationDiscover,
+    BaseTaskRemodeling,
+    BaseTaskUpdateDecision,
+    BaseUnseenTaskDetector,
+)
+
+#: kind -> (base class, registration hook name)
+KINDS: dict[str, tuple[type[Algorithm], str]] = {
+    "backend": (BaseBackend, "sedna_register_backends"),
+    "aggregation": (BaseAggregation, "sedna_register_aggregators"),
+    "hard_example_mining": (BaseHardExampleMiner, "sedna_register_hard_example_miners"),
+    "task_definition": (BaseTaskDefinition, "sedna_register_task_definitions"),
+    "task_allocation": (BaseTaskAllocation, "sedna_register_task_allocators"),
+    "task_relation_discovery": (BaseTaskRelationDiscover, "sedna_register_task_relation_discoverers"),
+    "task_remodeling": (BaseTaskRemodeling, "sedna_register_task_remodelers"),
+    "inference_integrate": (BaseInferenceIntegrate, "sedna_register_inference_integrators"),
+    "unseen_task_detection": (BaseUnseenTaskDetector, "sedna_register_unseen_task_detectors"),
+    "task_update_decision": (BaseTaskUpdateDecision, "sedna_register_task_update_decisions"),
+}
+
+__all__ = [
+    "KINDS",
+    "Algorithm",
+    "BaseAggregation",
+    "BaseBackend",
+    "BaseHardExampleMiner",
+    "BaseInferenceIntegrate",
+    "BaseTaskAllocation",
+    "BaseTaskDefinition",
+    "BaseTaskRelationDiscover",
+    "BaseTaskRemodeling",
+    "BaseTaskUpdateDecision",
+    "BaseUnseenTaskDetector",
+]

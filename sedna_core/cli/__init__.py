@@ -1,0 +1,1 @@
+"""The ``sedna`` command."""

@@ -1,0 +1,3 @@
+"""FedAvg-family aggregation for sedna-core: FedAvg, FedAvgM, FedAdam, FedYogi, FedAdagrad."""
+
+__version__ = "0.1.0"
