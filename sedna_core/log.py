@@ -2,8 +2,13 @@
 
 :func:`configure_logging` is called once by the CLI or by the first job (later calls are no-ops
 unless ``force=True``): console rendering on a terminal, JSON lines otherwise
-(``SEDNA_LOG_FORMAT=console|json`` chooses), level from ``LOG_LEVEL``. Loggers carry job, round,
-peer and request id as bound fields: ``get_logger(__name__).bind(job=..., round=3)``.
+(``SEDNA_LOG_FORMAT=console|json|auto`` chooses), level from ``LOG_LEVEL``. Loggers carry job,
+round, peer and request id as bound fields: ``get_logger(__name__).bind(job=..., round=3)``;
+:func:`log_context` binds fields for everything logged inside a block (the service base binds
+``request_id`` this way for each request).
+
+Records from the standard :mod:`logging` module (aiohttp, sqlalchemy, ...) are rendered the same
+way when the application has not set up its own handlers on the root logger.
 """
 
 from __future__ import annotations
@@ -12,14 +17,36 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "get_logger", "log_context"]
 
 _lock = threading.Lock()
 _configured = False
+_LEVELS = "DEBUG, INFO, WARNING, ERROR or CRITICAL"
+_FORMATS = ("auto", "console", "json")
+
+
+class _SednaHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the root handler we installed, so a forced reconfiguration replaces only ours."""
+
+
+def _parse_level(level: str | int) -> int:
+    from sedna_core.errors import ConfigError
+
+    if isinstance(level, int):
+        return level
+    text = level.strip().upper()
+    if text.isdigit():
+        return int(text)
+    numeric = logging.getLevelName(text)
+    if not isinstance(numeric, int):
+        raise ConfigError("LOG_LEVEL", level, _LEVELS)
+    return numeric
 
 
 def configure_logging(
@@ -27,42 +54,89 @@ def configure_logging(
     fmt: Literal["auto", "console", "json"] | None = None,
     *,
     force: bool = False,
+    stream: TextIO | None = None,
 ) -> None:
-    """Set up structlog (and the stdlib ``logging`` root it writes through) once."""
+    """Set up structlog (and a matching stdlib ``logging`` root handler) once.
+
+    Parameters
+    ----------
+    level
+        A level name or number; default ``LOG_LEVEL`` from the environment, else ``INFO``.
+    fmt
+        ``console`` (human, colours on a terminal), ``json`` (one object per line) or ``auto``
+        (console when ``stream`` is a terminal); default ``SEDNA_LOG_FORMAT``, else ``auto``.
+    force
+        Reconfigure even if already configured.
+    stream
+        Where logs go; default ``sys.stderr``.
+
+    Raises
+    ------
+    ConfigError
+        ``LOG_LEVEL`` or ``SEDNA_LOG_FORMAT`` has a value that is not understood.
+    """
+    from sedna_core.errors import ConfigError
+
     global _configured
     with _lock:
         if _configured and not force:
             return
-        level = level or os.environ.get("LOG_LEVEL", "INFO")
-        if isinstance(level, str):
-            numeric = logging.getLevelName(level.upper())
-            if not isinstance(numeric, int):
-                from sedna_core.errors import ConfigError
-
-                raise ConfigError("LOG_LEVEL", level, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
-            level = numeric
-        fmt = fmt or os.environ.get("SEDNA_LOG_FORMAT", "auto")  # type: ignore[assignment]
-        if fmt == "auto":
-            fmt = "console" if sys.stderr.isatty() else "json"
-        renderer: Any = (
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-            if fmt == "console"
-            else structlog.processors.JSONRenderer()
+        numeric = _parse_level(
+            level if level is not None else os.environ.get("LOG_LEVEL") or "INFO"
         )
+        fmt_value = fmt or os.environ.get("SEDNA_LOG_FORMAT") or "auto"
+        fmt_value = fmt_value.strip().lower()  # type: ignore[assignment]
+        if fmt_value not in _FORMATS:
+            raise ConfigError("SEDNA_LOG_FORMAT", fmt_value, "console, json or auto")
+        out = stream if stream is not None else sys.stderr
+        tty = bool(getattr(out, "isatty", lambda: False)())
+        if fmt_value == "auto":
+            fmt_value = "console" if tty else "json"
+        shared: list[Any] = [
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+        ]
+        renderer: Any
+        if fmt_value == "console":
+            renderer = structlog.dev.ConsoleRenderer(colors=tty)
+            final: list[Any] = [renderer]  # it renders exceptions itself
+        else:
+            renderer = structlog.processors.JSONRenderer()
+            final = [structlog.processors.format_exc_info, renderer]
         structlog.configure(
-            processors=[
-                structlog.contextvars.merge_contextvars,
-                structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-                structlog.processors.StackInfoRenderer(),
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
-            wrapper_class=structlog.make_filtering_bound_logger(level),
-            logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+            processors=[*shared, *final],
+            wrapper_class=structlog.make_filtering_bound_logger(numeric),
+            logger_factory=structlog.PrintLoggerFactory(file=out),
             cache_logger_on_first_use=False,
         )
+        _configure_stdlib(numeric, out, shared, final, force=force)
         _configured = True
+
+
+def _configure_stdlib(
+    level: int, out: TextIO, shared: list[Any], final: list[Any], *, force: bool
+) -> None:
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if isinstance(h, _SednaHandler)]
+    if force:
+        for handler in ours:
+            root.removeHandler(handler)
+        ours = []
+    if root.handlers and not ours:
+        return  # the application configured logging itself: leave it alone
+    handler = _SednaHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+        )
+    )
+    for old in ours:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def get_logger(name: str | None = None, **fields: Any) -> Any:
@@ -71,3 +145,13 @@ def get_logger(name: str | None = None, **fields: Any) -> Any:
     if name:
         fields["logger"] = name
     return log.bind(**fields) if fields else log
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Bind ``fields`` (job, round, peer, request_id, ...) to every log line inside the block.
+
+    Context-local: concurrent asyncio tasks and threads each see their own fields.
+    """
+    with structlog.contextvars.bound_contextvars(**fields):
+        yield

@@ -1,37 +1,510 @@
-"""The aggregation kind: combine client updates into new global weights."""
+"""The aggregation kind: combine client updates into new global weights.
+
+Two families share :class:`BaseAggregation`:
+
+* :class:`StreamingAggregation` (FedAvg and its server-optimiser variants) folds updates into one
+  model's worth of accumulators, chunk by chunk (:meth:`~StreamingAggregation.begin_update`,
+  :meth:`~StreamingAggregation.accumulate_chunk`, :meth:`~StreamingAggregation.end_update`), so
+  its memory does not grow with the number of clients.
+* :class:`AllAtOnceAggregation` (coordinate median, trimmed mean, Krum) needs every update of the
+  round together; it reads them block by block through :class:`UpdateSource` objects (arrays in
+  memory, or the aggregation server's spool files), so it holds one block per client, not one
+  model per client.
+
+Both accept whole updates (:meth:`BaseAggregation.accumulate`) and update sources
+(:meth:`BaseAggregation.add_update`); a streaming aggregator given sources folds them in at
+:meth:`~BaseAggregation.finish` block by block across all sources, which keeps the accumulator
+block in cache (faster than one pass per update) and fixes the order of the sums (results do
+not depend on arrival order).
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import ClassVar
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from sedna_core.algorithms._base import Algorithm
+from sedna_core.errors import SednaError
 
-__all__ = ["BaseAggregation"]
+__all__ = [
+    "AllAtOnceAggregation",
+    "ArrayUpdate",
+    "BaseAggregation",
+    "InvalidUpdateError",
+    "StreamingAggregation",
+    "TensorSpec",
+    "UpdateSource",
+    "check_update",
+    "iter_blocks",
+    "read_block",
+    "specs_of",
+]
+
+#: elements per block when aggregators walk tensors (1 MiB of float32: stays in L2 cache)
+BLOCK_ELEMENTS = 1 << 18
+
+
+class InvalidUpdateError(SednaError, ValueError):
+    """A client update does not fit the global model or holds bad values.
+
+    ``reason`` is a short code for logs, metrics and the client: ``"count"``, ``"name"``,
+    ``"dtype"``, ``"shape"``, ``"size"``, ``"nonfinite"``, ``"num_samples"``, ``"malformed"``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class TensorSpec(tuple[str | None, np.dtype[Any], tuple[int, ...]]):
+    """(name, dtype, shape) of one tensor of the global model; the name may be None."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str | None, dtype: Any, shape: Sequence[int]) -> TensorSpec:
+        return super().__new__(cls, (name, np.dtype(dtype), tuple(int(d) for d in shape)))
+
+    @property
+    def name(self) -> str | None:
+        return self[0]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self[1]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self[2]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+
+def specs_of(weights: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[TensorSpec]:
+    """The :class:`TensorSpec` of each array (with ``names`` when given)."""
+    if names is not None and len(names) != len(weights):
+        raise ValueError(f"{len(names)} names for {len(weights)} tensors")
+    return [
+        TensorSpec(None if names is None else names[i], w.dtype, w.shape)
+        for i, w in enumerate(weights)
+    ]
+
+
+def check_update(
+    update: Sequence[np.ndarray], reference: Sequence[TensorSpec], *, finite: bool = True
+) -> list[np.ndarray]:
+    """Check a whole update against the global model's specs; returns it as arrays.
+
+    Raises
+    ------
+    InvalidUpdateError
+        Wrong tensor count, dtype or shape, or (``finite``) a NaN or infinite value.
+    """
+    if isinstance(update, Mapping) or not isinstance(update, Sequence):
+        raise InvalidUpdateError(
+            "malformed", f"an update is a list of arrays, got {type(update).__name__}"
+        )
+    if len(update) != len(reference):
+        raise InvalidUpdateError(
+            "count", f"update has {len(update)} tensors, the global model has {len(reference)}"
+        )
+    out = []
+    for i, (value, spec) in enumerate(zip(update, reference, strict=True)):
+        arr = np.asarray(value)
+        if arr.dtype != spec.dtype:
+            raise InvalidUpdateError(
+                "dtype", f"tensor {i}: dtype {arr.dtype}, the global model has {spec.dtype}"
+            )
+        if arr.shape != spec.shape:
+            raise InvalidUpdateError(
+                "shape", f"tensor {i}: shape {arr.shape}, the global model has {spec.shape}"
+            )
+        if finite and not all_finite(arr):
+            raise InvalidUpdateError("nonfinite", f"tensor {i} holds NaN or infinite values")
+        out.append(arr)
+    return out
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """Whether ``values`` holds no NaN or infinity (integers always do)."""
+    if values.dtype.kind not in "fc" or values.size == 0:
+        return True
+    # A sum is one fast pass without a temporary; NaN and inf propagate into it. Only when
+    # it is not finite (or overflowed on huge values) pay for the exact element test.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = values.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(values).all())
+
+
+def check_num_samples(num_samples: Any) -> int:
+    """``num_samples`` as a positive int, else :class:`InvalidUpdateError`."""
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer):
+        raise InvalidUpdateError(
+            "num_samples", f"num_samples must be an integer, got {type(num_samples).__name__}"
+        )
+    if not 0 < int(num_samples) < (1 << 53):
+        raise InvalidUpdateError(
+            "num_samples", f"num_samples must be a positive integer, got {num_samples}"
+        )
+    return int(num_samples)
+
+
+@runtime_checkable
+class UpdateSource(Protocol):
+    """One client's complete, validated update, readable piece by piece.
+
+    ``read(index, start, stop, out)`` returns elements ``[start, stop)`` of tensor ``index``
+    flattened in C order: a view where the source holds arrays, else the elements written
+    into ``out`` (a 1-D array of the tensor's dtype and ``stop - start`` elements) when given.
+    """
+
+    num_samples: int
+
+    def read(
+        self, index: int, start: int, stop: int, out: np.ndarray | None = None
+    ) -> np.ndarray: ...
+
+
+class ArrayUpdate:
+    """An :class:`UpdateSource` over arrays in memory."""
+
+    def __init__(self, weights: Sequence[np.ndarray], num_samples: int) -> None:
+        self.weights = [np.ascontiguousarray(w) for w in weights]
+        self.num_samples = num_samples
+
+    def read(
+        self, index: int, start: int, stop: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        return self.weights[index].reshape(-1)[start:stop]
+
+
+def iter_blocks(
+    specs: Sequence[TensorSpec], block: int = BLOCK_ELEMENTS
+) -> Iterator[tuple[int, int, int]]:
+    """``(tensor index, start, stop)`` element ranges covering every tensor in blocks."""
+    for index, spec in enumerate(specs):
+        size = spec.size
+        for start in range(0, size, block):
+            yield index, start, min(start + block, size)
+
+
+def read_block(
+    updates: Sequence[UpdateSource],
+    index: int,
+    start: int,
+    stop: int,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Elements ``[start, stop)`` of tensor ``index`` of every update, stacked as rows of ``out``.
+
+    ``out`` has at least ``len(updates)`` rows and ``stop - start`` columns; returns the
+    filled ``(len(updates), stop - start)`` view.
+    """
+    rows = out[: len(updates), : stop - start]
+    for k, source in enumerate(updates):
+        got = source.read(index, start, stop, rows[k])
+        if got is not rows[k]:
+            rows[k] = got
+    return rows
 
 
 class BaseAggregation(Algorithm, abc.ABC):
-    """An aggregation strategy.
+    """An aggregation strategy, used round by round.
 
-    Streaming aggregators (FedAvg and its family) accumulate each update as it arrives, so the
-    server holds about one model's worth of state. Aggregators that need every update at once
-    (median, Krum) set ``needs_all_updates = True`` and get them together in :meth:`finish`.
+    A round: :meth:`begin_round` with the current global weights, then each client's update
+    (:meth:`accumulate` for arrays in memory, :meth:`add_update` for an :class:`UpdateSource`
+    that stays readable until :meth:`finish`), then :meth:`finish` for the new global weights.
+    Updates must already fit the global model (see :func:`check_update`); the aggregation
+    server checks them before they get here. Server-side state that outlives a round (momentum,
+    optimiser moments) is in :meth:`state_dict` so that checkpoints can restore it.
     """
 
     kind: ClassVar[str] = "aggregation"
+    #: True when the strategy needs every update of a round at once (median, Krum)
     needs_all_updates: ClassVar[bool] = False
 
     @abc.abstractmethod
     def begin_round(self, global_weights: Sequence[np.ndarray]) -> None:
-        """Start a round from the current global weights."""
+        """Start a round from the current global weights (not modified, not copied)."""
 
     @abc.abstractmethod
     def accumulate(self, update: Sequence[np.ndarray], num_samples: int) -> None:
         """Add one client's weights, trained on ``num_samples`` samples."""
 
     @abc.abstractmethod
+    def add_update(self, source: UpdateSource) -> None:
+        """Add one client's update as a source, readable until :meth:`finish` returns."""
+
+    @abc.abstractmethod
     def finish(self) -> list[np.ndarray]:
-        """Close the round and return the new global weights."""
+        """Close the round and return the new global weights (the old ones if none came)."""
+
+    @property
+    def num_updates(self) -> int:
+        """Updates added in the current round."""
+        return 0
+
+    def client_config(self) -> dict[str, Any]:
+        """Settings sent to clients with every training round (FedProx's ``proximal_mu``)."""
+        return {}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Server-side state to checkpoint (empty for stateless strategies)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
+
+    def aggregate(
+        self,
+        global_weights: Sequence[np.ndarray],
+        updates: Iterable[tuple[Sequence[np.ndarray], int]],
+    ) -> list[np.ndarray]:
+        """One whole round: ``updates`` are ``(weights, num_samples)`` pairs."""
+        self.begin_round(global_weights)
+        for weights, num_samples in updates:
+            self.accumulate(weights, num_samples)
+        return self.finish()
+
+    @classmethod
+    def _conformance_examples(cls) -> list[dict[str, Any]]:
+        """Constructor keyword sets the conformance checks build instances from."""
+        return [{}]
+
+
+class StreamingAggregation(BaseAggregation):
+    """Folds each update into one model's worth of accumulators as its chunks arrive.
+
+    The accumulators hold the sample-weighted sum (float32 for float32 and float16 models,
+    float64 for float64 and integer tensors). :meth:`finish` divides by the total sample count
+    and hands the average to :meth:`server_update`, which FedAvg returns as is and server
+    optimisers (FedAvgM, FedAdam...) turn into a step from the global weights.
+    """
+
+    needs_all_updates: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._global: list[np.ndarray] | None = None
+        self._specs: list[TensorSpec] = []
+        self._acc: list[np.ndarray] = []
+        self._flat: list[np.ndarray] = []
+        self._sources: list[UpdateSource] = []
+        self._weight: int | None = None
+        self._total = 0
+        self._count = 0
+
+    # -- a round ------------------------------------------------------------------------
+    def begin_round(self, global_weights: Sequence[np.ndarray]) -> None:
+        self._global = [np.asarray(w) for w in global_weights]
+        self._specs = specs_of(self._global)
+        self._acc = [np.zeros(w.shape, dtype=_acc_dtype(w.dtype)) for w in self._global]
+        self._flat = [a.reshape(-1) for a in self._acc]
+        self._sources = []
+        self._weight = None
+        self._total = 0
+        self._count = 0
+
+    @property
+    def num_updates(self) -> int:
+        return self._count + len(self._sources)
+
+    def begin_update(self, num_samples: int) -> None:
+        """Start folding in one update of ``num_samples`` samples."""
+        self._require_round()
+        if self._weight is not None:
+            raise RuntimeError("begin_update called twice without end_update")
+        self._weight = check_num_samples(num_samples)
+
+    def accumulate_chunk(self, index: int, offset: int, values: np.ndarray) -> None:
+        """Add elements ``[offset, offset + len(values))`` of tensor ``index`` of the update."""
+        if self._weight is None:
+            raise RuntimeError("accumulate_chunk called outside begin_update/end_update")
+        target = self._flat[index][offset : offset + values.size]
+        if target.size != values.size:
+            raise InvalidUpdateError(
+                "size", f"tensor {index}: elements past its end (offset {offset})"
+            )
+        _axpy(target, values, self._weight)
+
+    def end_update(self) -> None:
+        """Finish the update started by :meth:`begin_update`."""
+        if self._weight is None:
+            raise RuntimeError("end_update called without begin_update")
+        self._total += self._weight
+        self._count += 1
+        self._weight = None
+
+    def accumulate(self, update: Sequence[np.ndarray], num_samples: int) -> None:
+        arrays = check_update(update, self._require_round(), finite=False)
+        self.begin_update(num_samples)
+        for i, arr in enumerate(arrays):
+            self.accumulate_chunk(i, 0, np.ascontiguousarray(arr).reshape(-1))
+        self.end_update()
+
+    def add_update(self, source: UpdateSource) -> None:
+        self._require_round()
+        check_num_samples(source.num_samples)
+        self._sources.append(source)
+
+    def finish(self) -> list[np.ndarray]:
+        self._require_round()
+        if self._weight is not None:
+            raise RuntimeError("finish called in the middle of an update (no end_update)")
+        self._fold_sources()
+        assert self._global is not None
+        if self._count == 0:
+            result = [w.copy() for w in self._global]
+        else:
+            for acc in self._acc:
+                np.divide(acc, self._total, out=acc)
+            result = self.server_update(self._global, self._acc)
+            result = [_cast_like(r, g) for r, g in zip(result, self._global, strict=True)]
+        self._global, self._acc, self._flat = None, [], []
+        return result
+
+    def server_update(
+        self, global_weights: Sequence[np.ndarray], average: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        """The new global weights from the old ones and the sample-weighted ``average``.
+
+        ``average`` may be modified and returned (it is this round's scratch).
+        """
+        return average
+
+    # -- helpers ------------------------------------------------------------------------
+    def _require_round(self) -> list[TensorSpec]:
+        if self._global is None:
+            raise RuntimeError(f"{type(self).__name__}: call begin_round first")
+        return self._specs
+
+    def _fold_sources(self) -> None:
+        # Block-major: each accumulator block stays in cache while every update adds to it.
+        sources, self._sources = self._sources, []
+        if not sources:
+            return
+        buffers: dict[np.dtype[Any], np.ndarray] = {}
+        weights = [check_num_samples(s.num_samples) for s in sources]
+        for index, start, stop in iter_blocks(self._specs):
+            spec = self._specs[index]
+            buf = buffers.get(spec.dtype)
+            if buf is None:
+                buf = buffers[spec.dtype] = np.empty(BLOCK_ELEMENTS, dtype=spec.dtype)
+            target = self._flat[index][start:stop]
+            out = buf[: stop - start]
+            for source, weight in zip(sources, weights, strict=True):
+                _axpy(target, source.read(index, start, stop, out), weight)
+        self._total += sum(weights)
+        self._count += len(sources)
+
+
+class AllAtOnceAggregation(BaseAggregation):
+    """A strategy that needs every update of the round together (robust aggregation).
+
+    Subclasses implement :meth:`combine`; :func:`iter_blocks` and :func:`read_block` walk the
+    updates a block of coordinates at a time so memory stays at one block per client.
+    """
+
+    needs_all_updates: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._global: list[np.ndarray] | None = None
+        self._specs: list[TensorSpec] = []
+        self._updates: list[UpdateSource] = []
+
+    def begin_round(self, global_weights: Sequence[np.ndarray]) -> None:
+        self._global = [np.asarray(w) for w in global_weights]
+        self._specs = specs_of(self._global)
+        self._updates = []
+
+    @property
+    def num_updates(self) -> int:
+        return len(self._updates)
+
+    def accumulate(self, update: Sequence[np.ndarray], num_samples: int) -> None:
+        arrays = check_update(update, self._require_round(), finite=False)
+        self._updates.append(ArrayUpdate(arrays, check_num_samples(num_samples)))
+
+    def add_update(self, source: UpdateSource) -> None:
+        self._require_round()
+        check_num_samples(source.num_samples)
+        self._updates.append(source)
+
+    def finish(self) -> list[np.ndarray]:
+        specs = self._require_round()
+        assert self._global is not None
+        updates, self._updates = self._updates, []
+        if updates:
+            result = self.combine(self._global, specs, updates)
+            result = [_cast_like(r, g) for r, g in zip(result, self._global, strict=True)]
+        else:
+            result = [w.copy() for w in self._global]
+        self._global = None
+        return result
+
+    @abc.abstractmethod
+    def combine(
+        self,
+        global_weights: Sequence[np.ndarray],
+        specs: Sequence[TensorSpec],
+        updates: Sequence[UpdateSource],
+    ) -> list[np.ndarray]:
+        """The new global weights from every update of the round (at least one)."""
+
+    def _require_round(self) -> list[TensorSpec]:
+        if self._global is None:
+            raise RuntimeError(f"{type(self).__name__}: call begin_round first")
+        return self._specs
+
+
+# -- kernels ------------------------------------------------------------------------------
+
+
+def _acc_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    if dtype.kind in "fc":
+        return np.result_type(dtype, np.float32)
+    return np.dtype(np.float64)
+
+
+def _cast_like(result: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    if result.dtype == reference.dtype:
+        return result
+    if reference.dtype.kind in "iub":
+        return np.rint(result).astype(reference.dtype)
+    return result.astype(reference.dtype)
+
+
+_BLAS: dict[np.dtype[Any], Any] = {}
+
+
+def _axpy(target: np.ndarray, values: np.ndarray, weight: float) -> None:
+    """``target += weight * values`` in place, fused through BLAS where the dtypes allow."""
+    if values.dtype == target.dtype and target.dtype.char in "fd" and values.flags.c_contiguous:
+        fn = _blas_axpy(target.dtype)
+        if fn is not None and target.size:
+            out = fn(values, target, a=weight)
+            if out is not target and not np.shares_memory(out, target):  # pragma: no cover
+                target[...] = out
+            return
+    target += values.astype(target.dtype, copy=False) * target.dtype.type(weight)
+
+
+def _blas_axpy(dtype: np.dtype[Any]) -> Any:
+    if dtype not in _BLAS:
+        try:
+            from scipy.linalg import blas
+        except ImportError:  # pragma: no cover - scipy comes with scikit-learn
+            _BLAS[dtype] = None
+        else:
+            _BLAS[dtype] = blas.saxpy if dtype == np.float32 else blas.daxpy
+    return _BLAS[dtype]

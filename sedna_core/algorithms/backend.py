@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+import contextlib
+import functools
+import inspect
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,22 +17,59 @@ import numpy as np
 from sedna_core.algorithms._base import Algorithm
 from sedna_core.errors import BackendError
 
-__all__ = ["BaseBackend"]
+__all__ = ["BaseBackend", "is_factory", "mro_names"]
+
+
+def is_factory(obj: Any) -> bool:
+    """Whether ``obj`` is a class or a function to call for the model, not a model itself.
+
+    Only classes, functions, methods and ``functools.partial`` count: a Keras model or a torch
+    module is callable too, and calling it would run inference (Sedna's bug).
+    """
+    return (
+        isinstance(obj, type)
+        or inspect.isfunction(obj)
+        or inspect.ismethod(obj)
+        or inspect.isbuiltin(obj)
+        or isinstance(obj, functools.partial)
+    )
+
+
+def mro_names(obj: Any) -> set[str]:
+    """``module.Class`` names of every class ``obj`` is (or, for a class, inherits from).
+
+    Lets detection hooks recognise a framework's types without importing the framework.
+    """
+    cls = obj if isinstance(obj, type) else type(obj)
+    return {f"{c.__module__}.{c.__qualname__}" for c in getattr(cls, "__mro__", (cls,))}
 
 
 class BaseBackend(Algorithm, abc.ABC):
     """Adapts one framework's estimator to sedna-core's estimator interface.
 
     ``estimator`` may be an instance, or a class/factory called lazily on first use (as in
-    Sedna). Data given to ``train``/``evaluate`` is a :class:`~sedna_core.datasources.BaseDataSource`
-    (with ``x`` and ``y``) or an ``(x, y)`` tuple; ``predict`` takes ``x``.
+    Sedna). Data given to ``train``/``evaluate`` is a
+    :class:`~sedna_core.datasources.BaseDataSource` (with ``x`` and ``y``) or an ``(x, y)``
+    tuple; ``predict`` takes ``x``.
+
+    Subclasses take ``estimator`` as their first constructor parameter, call
+    ``super().__init__(estimator)``, and implement :meth:`_check_model` to reject objects of
+    the wrong framework. :attr:`model` materialises a factory on first access.
     """
 
     kind: ClassVar[str] = "backend"
     #: the framework's name as shown in listings (``"torch"``, ``"keras"``...)
     framework: ClassVar[str] = ""
-    #: file suffix of the safe format this backend saves to
+    #: file suffix of the safe format this backend saves to (used when ``save`` gets a folder)
     model_suffix: ClassVar[str] = ""
+    #: whether ``train`` honours ``proximal_mu`` (FedProx's proximal term)
+    supports_proximal_term: ClassVar[bool] = False
+
+    def __init__(self, estimator: Any = None) -> None:
+        if estimator is not None and not is_factory(estimator):
+            self._check_model(estimator)  # a wrong instance fails now, not at first use
+        self.estimator = estimator
+        self._model: Any = None
 
     @classmethod
     def accepts(cls, estimator: Any) -> bool:
@@ -34,17 +77,49 @@ class BaseBackend(Algorithm, abc.ABC):
         return False
 
     @property
-    @abc.abstractmethod
     def model(self) -> Any:
         """The wrapped framework model (instantiated on first access if a factory was given)."""
+        if self._model is None:
+            if self.estimator is None:
+                raise BackendError(
+                    f"{type(self).__name__} has no estimator: pass estimator= (a model, "
+                    "or a class/function that builds one)"
+                )
+            model = self.estimator() if is_factory(self.estimator) else self.estimator
+            self._check_model(model)
+            self._model = self._prepare_model(model)
+        return self._model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._check_model(value)
+        self._model = self._prepare_model(value)
+
+    @property
+    def has_model(self) -> bool:
+        """Whether a model exists already (given as an instance, built, or loaded)."""
+        return self._model is not None
+
+    def _check_model(self, model: Any) -> None:
+        """Raise :class:`BackendError` if ``model`` is not something this backend wraps."""
+
+    def _prepare_model(self, model: Any) -> Any:
+        """Adjust a checked model before first use (e.g. move it to the device)."""
+        return model
+
+    # -- the interface ----------------------------------------------------------------------
 
     @abc.abstractmethod
     def train(self, train_data: Any, valid_data: Any = None, **kwargs: Any) -> Any:
-        """Fit the model; returns what the framework reports (metrics, history...)."""
+        """Fit the model; returns what the framework reports (a history dict where it has one).
+
+        Backends that support FedProx (:attr:`supports_proximal_term`) accept
+        ``proximal_mu: float = 0.0``; the others raise :class:`BackendError` for ``mu > 0``.
+        """
 
     @abc.abstractmethod
     def predict(self, data: Any, **kwargs: Any) -> Any:
-        """Predictions for ``data``."""
+        """Predictions for ``data`` (``x``, or a datasource whose ``x`` is used)."""
 
     def predict_proba(self, data: Any, **kwargs: Any) -> np.ndarray:
         """Class probabilities, where the framework has them."""
@@ -52,17 +127,17 @@ class BaseBackend(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def evaluate(
-        self, data: Any, metrics: Sequence[str] | Mapping[str, Any] | None = None, **kwargs: Any
+        self, data: Any, metrics: Sequence[Any] | Mapping[str, Any] | None = None, **kwargs: Any
     ) -> dict[str, float]:
         """Scores of the model on ``data`` (scikit-learn metric names or callables)."""
 
     @abc.abstractmethod
-    def save(self, path: str) -> str:
-        """Write the model to ``path`` in a safe format; returns the file written."""
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the model to ``path`` (a file, or a folder) in a safe format; returns the file."""
 
     @abc.abstractmethod
-    def load(self, path: str) -> None:
-        """Read a model written by :meth:`save`."""
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Read a model written by :meth:`save` (``path`` a file, or the folder given to save)."""
 
     @abc.abstractmethod
     def get_weights(self) -> list[np.ndarray]:
@@ -71,3 +146,50 @@ class BaseBackend(Algorithm, abc.ABC):
     @abc.abstractmethod
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Replace the model's parameters with ``weights`` (same order as :meth:`get_weights`)."""
+
+    # -- helpers for subclasses -------------------------------------------------------------
+
+    @property
+    def default_model_file(self) -> str:
+        """File name used when ``save``/``load`` get a folder."""
+        return f"model{self.model_suffix}"
+
+    def _model_file(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` itself, or ``path/<default_model_file>`` when it names a folder."""
+        p = Path(path)
+        if p.is_dir() or str(path).endswith((os.sep, "/")):
+            return p / self.default_model_file
+        return p
+
+    def _existing_model_file(self, path: str | os.PathLike[str]) -> Path:
+        p = self._model_file(path)
+        if not p.is_file():
+            raise BackendError(f"{type(self).__name__}: no model file at {str(p)!r}")
+        return p
+
+    @contextlib.contextmanager
+    def _atomic_target(self, target: Path) -> Iterator[Path]:
+        """A temporary path beside ``target`` that replaces it once written completely.
+
+        A reader (hot reload, another worker) never sees half a model file.
+        """
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent
+        )
+        os.close(fd)
+        os.unlink(tmp)  # some frameworks refuse to overwrite; they create it themselves
+        try:
+            yield Path(tmp)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _reject_proximal(self, proximal_mu: float) -> None:
+        if proximal_mu:
+            raise BackendError(
+                f"{type(self).__name__} ({self.framework}) does not support FedProx's proximal "
+                f"term (proximal_mu={proximal_mu}); use a gradient-trained backend "
+                "(torch, keras) or proximal_mu=0"
+            )

@@ -14,11 +14,14 @@ __all__ = ["BaseHardExampleMiner"]
 
 
 class BaseHardExampleMiner(Algorithm, abc.ABC):
-    """A hard-example miner.
+    """A hard-example miner: ``True`` means "hard" (send to the cloud, keep for labelling).
 
-    ``__call__(result)`` judges one inference result (Sedna-compatible); ``mine(results)``
-    judges a batch (samples along the first axis) and must give the same decisions as calling
-    the miner on each sample.
+    ``__call__(result)`` judges one inference result (Sedna-compatible: lists, and also numpy
+    arrays); ``mine(results)`` judges a batch (samples along the first axis) and must give
+    exactly the decisions that calling the miner on each sample in order would give.
+
+    A result the miner cannot judge (empty, malformed, NaN, out of range) is *not* hard, as in
+    Sedna, unless the miner documents otherwise; miners never raise on bad results.
     """
 
     kind: ClassVar[str] = "hard_example_mining"
@@ -28,4 +31,4 @@ class BaseHardExampleMiner(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def mine(self, results: Sequence[Any] | np.ndarray) -> np.ndarray:
-        """A boolean array: ``True`` where the sample is a hard example."""
+        """A boolean array of ``len(results)``: ``True`` where the sample is a hard example."""

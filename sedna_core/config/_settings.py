@@ -1,4 +1,5 @@
-"""The mechanism behind every configuration class: explicit argument, then environment, then default.
+"""The mechanism behind every configuration class: explicit argument, then environment, then
+default.
 
 A configuration class is an attrs class whose fields are declared with :func:`setting`::
 
@@ -7,8 +8,8 @@ A configuration class is an attrs class whose fields are declared with :func:`se
         big_model_ip: str = setting("BIG_MODEL_IP", default="127.0.0.1")
         big_model_port: int = setting("BIG_MODEL_PORT", default=5000, convert=to_port)
 
-    cfg = EdgeConfig.from_env(big_model_port=None)        # None means "not given": env, then default
-    cfg = EdgeConfig.from_env({"BIG_MODEL_PORT": "5001"})  # an explicit environment mapping (tests)
+    cfg = EdgeConfig.from_env(big_model_port=None)  # None = "not given": env, then default
+    cfg = EdgeConfig.from_env({"BIG_MODEL_PORT": "5001"})  # explicit environment (tests)
 
 Environment values are strings; ``convert`` turns them into the field's type and a failure becomes
 a :class:`~sedna_core.errors.ConfigError` naming the variable and what it accepts. As in Sedna, a
@@ -81,14 +82,21 @@ class Settings:
         unknown = set(explicit) - set(fields)
         if unknown:
             raise TypeError(
-                f"{cls.__name__} got unknown setting(s) {sorted(unknown)}; "
-                f"known: {sorted(fields)}"
+                f"{cls.__name__} got unknown setting(s) {sorted(unknown)}; known: {sorted(fields)}"
             )
         values: dict[str, Any] = {}
         for name, field in fields.items():
             meta: _SettingMeta | None = field.metadata.get(_META)
             if explicit.get(name) is not None:
-                values[name] = explicit[name]
+                value = explicit[name]
+                # Strings (from a CLI, a CRD parameter) go through the same converter as the
+                # environment, so "5001" becomes 5001 and a bad value names the argument.
+                if isinstance(value, str) and meta is not None and meta.convert is not str:
+                    try:
+                        value = meta.convert(value)
+                    except (ValueError, TypeError) as exc:
+                        raise ConfigError(name, value, meta.accepted) from exc
+                values[name] = value
                 continue
             if meta is None:
                 continue

@@ -1,0 +1,187 @@
+"""The generic adapter: Sedna's duck-typed "Customize" estimator behind the backend interface."""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sedna_core.algorithms.backend import BaseBackend, is_factory
+from sedna_core.backends._metrics import compute_metrics, infer_task
+from sedna_core.datasources import as_xy
+from sedna_core.errors import BackendError
+
+__all__ = ["GenericBackend", "call_accepted"]
+
+
+def _accepted_kwargs(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` that ``fn`` accepts: all of them if it has ``**kwargs``, else those it names."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature: pass everything
+        return dict(kwargs)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(kwargs)
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _positional_slots(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 99
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def call_accepted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` with ``args`` and the ``kwargs`` its signature accepts (Sedna's parse_kwargs)."""
+    return fn(*args, **_accepted_kwargs(fn, kwargs))
+
+
+class GenericBackend(BaseBackend):
+    """Wraps any object with Sedna's estimator methods (the "Customize" estimator).
+
+    The estimator (an instance, or a class/function called once on first use) provides
+    ``train(train_data, valid_data=None, **kw)`` (or ``fit``), ``predict(data, **kw)``, and
+    optionally ``evaluate(data, **kw)``, ``predict_proba``, ``save(model_path)``,
+    ``load(model_url)``, ``get_weights()``/``set_weights(weights)``. Calls receive what the
+    job gives, as in Sedna (datasources are passed as they are, not unpacked); keyword
+    arguments a method does not declare are dropped unless it takes ``**kwargs``.
+
+    Save and load call the estimator's own methods, so the file format (and whether it is
+    safe to load) is the estimator's business.
+    """
+
+    name: ClassVar[str] = "custom"
+    framework: ClassVar[str] = "custom"
+    supports_proximal_term: ClassVar[bool] = True  # when the estimator's train takes it
+
+    def __init__(self, estimator: Any = None) -> None:
+        super().__init__(estimator)
+
+    @classmethod
+    def _conformance_examples(cls) -> list[dict[str, Any]]:
+        from sedna_core.testing.doubles import InMemoryEstimator
+
+        return [{"estimator": InMemoryEstimator}]
+
+    @classmethod
+    def accepts(cls, estimator: Any) -> bool:
+        """Objects (or classes) with ``predict`` and ``train`` or ``fit``."""
+        if estimator is None:
+            return False
+        if is_factory(estimator) and not isinstance(estimator, type):
+            return True  # a function: what it builds is checked when it is called
+        return callable(getattr(estimator, "predict", None)) and (
+            callable(getattr(estimator, "train", None)) or callable(getattr(estimator, "fit", None))
+        )
+
+    def _check_model(self, model: Any) -> None:
+        if not self.accepts(model) or is_factory(model):
+            raise BackendError(
+                f"the estimator {type(model).__module__}.{type(model).__qualname__} has no "
+                "predict() and train()/fit(): give it Sedna's estimator methods, or name its "
+                "framework's backend (backend='torch', 'keras', 'sklearn', 'xgboost')"
+            )
+
+    # -- interface --------------------------------------------------------------------------
+
+    def train(
+        self, train_data: Any, valid_data: Any = None, *, proximal_mu: float = 0.0, **kwargs: Any
+    ) -> Any:
+        """Call the estimator's ``fit`` (if it has one, as Sedna did) or ``train``."""
+        model = self.model
+        fn = getattr(model, "fit", None)
+        if not callable(fn):
+            fn = model.train
+        if proximal_mu:
+            if "proximal_mu" not in _accepted_kwargs(fn, {"proximal_mu": proximal_mu}):
+                self._reject_proximal(proximal_mu)
+            kwargs["proximal_mu"] = proximal_mu
+        args: list[Any] = [train_data]
+        if valid_data is not None:
+            if _positional_slots(fn) >= 2:
+                args.append(valid_data)
+            elif "valid_data" in _accepted_kwargs(fn, {"valid_data": 1}):
+                kwargs["valid_data"] = valid_data
+            else:
+                raise BackendError(
+                    f"{type(model).__qualname__}.{fn.__name__} takes no validation data"
+                )
+        return call_accepted(fn, *args, **kwargs)
+
+    def predict(self, data: Any, **kwargs: Any) -> Any:
+        return call_accepted(self.model.predict, data, **kwargs)
+
+    def predict_proba(self, data: Any, **kwargs: Any) -> np.ndarray:
+        fn = getattr(self.model, "predict_proba", None)
+        if not callable(fn):
+            return super().predict_proba(data)
+        return np.asarray(call_accepted(fn, data, **kwargs))
+
+    def evaluate(
+        self, data: Any, metrics: Sequence[Any] | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, float]:
+        """The estimator's own ``evaluate`` when it has one (and no metrics were asked for, or
+        it takes ``metrics``); otherwise ``metrics`` computed from ``predict`` on ``data``."""
+        own = getattr(self.model, "evaluate", None)
+        takes_metrics = callable(own) and "metrics" in _accepted_kwargs(own, {"metrics": 1})
+        if callable(own) and (metrics is None or takes_metrics):
+            if metrics is not None:
+                kwargs["metrics"] = metrics
+            return _as_scores(call_accepted(own, data, **kwargs))
+        x, y = as_xy(data)
+        task = infer_task(y) if y is not None else "classification"
+        proba = None
+        if callable(getattr(self.model, "predict_proba", None)):
+            proba = lambda: self.predict_proba(x)  # noqa: E731  (only if a metric needs it)
+        return compute_metrics(y, self.predict(x), proba=proba, metrics=metrics, task=task)
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        fn = getattr(self.model, "save", None)
+        if not callable(fn):
+            raise BackendError(f"{type(self.model).__qualname__} has no save(model_path)")
+        target = self._model_file(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = fn(str(target))
+        # Sedna's estimators may pick their own suffix and say so by returning the path
+        return str(written) if isinstance(written, str | os.PathLike) else str(target)
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        fn = getattr(self.model, "load", None)
+        if not callable(fn):
+            raise BackendError(f"{type(self.model).__qualname__} has no load(model_url)")
+        target = self._model_file(path)
+        if not target.exists():
+            raise BackendError(f"{type(self).__name__}: no model file at {str(target)!r}")
+        if "model_url" in _accepted_kwargs(fn, {"model_url": 1}) and _positional_slots(fn) < 2:
+            fn(model_url=str(target))
+        else:
+            fn(str(target))
+
+    def get_weights(self) -> list[np.ndarray]:
+        fn = getattr(self.model, "get_weights", None)
+        if not callable(fn):
+            raise BackendError(f"{type(self.model).__qualname__} has no get_weights()")
+        return [np.asarray(w) for w in fn()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        fn = getattr(self.model, "set_weights", None)
+        if not callable(fn):
+            raise BackendError(f"{type(self.model).__qualname__} has no set_weights(weights)")
+        fn(list(weights))
+
+
+def _as_scores(result: Any) -> Any:
+    """A mapping as a dict, a number as ``{"score": x}``; anything else as the estimator gave it."""
+    if isinstance(result, Mapping):
+        return dict(result)
+    if isinstance(result, numbers.Number | np.generic):
+        return {"score": float(result)}  # type: ignore[arg-type]
+    return result

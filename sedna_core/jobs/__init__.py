@@ -1,0 +1,1 @@
+"""The four jobs (Sedna's paradigms). Import each from its own module, or from ``sedna_core``."""

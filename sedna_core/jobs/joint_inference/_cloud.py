@@ -1,0 +1,183 @@
+"""The edge's client for the big-model service: one deadline per call, a circuit breaker, and one
+log line per outage (not one per call)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import weakref
+from typing import Any
+
+from sedna_core.errors import RemoteError, WireFormatError
+from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
+from sedna_core.jobs.joint_inference._protocol import decode_result, encode_data, predict_path
+from sedna_core.service import HttpClient, SyncClient
+
+__all__ = ["CloudClient", "CloudReply"]
+
+
+class CloudReply:
+    """What a cloud call gave: ``ok`` with ``result``, or not ``ok`` (failed or ``skipped``)."""
+
+    __slots__ = ("ok", "result", "skipped")
+
+    def __init__(self, ok: bool, result: Any = None, skipped: bool = False) -> None:
+        self.ok = ok
+        self.result = result
+        self.skipped = skipped
+
+
+_SKIPPED = CloudReply(False, skipped=True)
+
+
+class CloudClient:
+    """Calls ``POST {base_url}/{job_name}/predict`` from synchronous or asynchronous code.
+
+    Every call has one deadline (``timeout`` seconds for connecting, sending and the answer)
+    and no retries: a late answer is worth less than the edge's answer now. Failures feed the
+    breaker, except 4xx answers (our request was refused; the cloud is up).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        job_name: str,
+        *,
+        timeout: float,
+        wire_format: str,
+        breaker: CircuitBreaker,
+        log: Any,
+        token: str | None = None,
+        ca_file: str | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.path = predict_path(job_name)
+        self.timeout = timeout
+        self.wire_format = wire_format
+        self.breaker = breaker
+        self.log = log.bind(cloud=f"{base_url}{self.path}")
+        self._token = token
+        self._ca_file = ca_file
+        self._lock = threading.Lock()
+        self._sync: SyncClient | None = None
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._outage_failures = 0
+
+    def _http(self) -> HttpClient:
+        return HttpClient(
+            self.base_url,
+            token=self._token,
+            ca_file=self._ca_file,
+            connect_timeout=self.timeout,
+            read_timeout=self.timeout,
+            retries=0,
+            clock=self.breaker.clock,
+        )
+
+    def _sync_client(self) -> SyncClient:
+        with self._lock:
+            if self._sync is None:
+                self._sync = SyncClient(self._http())
+            return self._sync
+
+    def _loop_client(self) -> HttpClient:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._per_loop.get(loop)
+            if client is None:
+                client = self._per_loop[loop] = self._http()
+            return client
+
+    async def _post(self, client: HttpClient, data: Any) -> Any:
+        body, content_type = encode_data(data, self.wire_format)
+        response = await asyncio.wait_for(
+            client.post(self.path, data=body, headers={"Content-Type": content_type}),
+            self.timeout,
+        )
+        return decode_result(response.headers.get("Content-Type", ""), response.body)
+
+    # -- calls -------------------------------------------------------------------------------
+    def call(self, data: Any, expected: int | None = None) -> CloudReply:
+        """Blocking call (from any thread that is not the client's own loop)."""
+        if not self.breaker.allow():
+            return _SKIPPED
+        sync = self._sync_client()
+        try:
+            # the coroutine has its own deadline; this bound only guards against a wedged loop
+            result = sync.run(self._post(sync.client, data), timeout=self.timeout + 5.0)
+        except Exception as exc:
+            return self._failed(exc)
+        return self._answered(result, expected)
+
+    async def acall(self, data: Any, expected: int | None = None) -> CloudReply:
+        """The same call from a coroutine (a client per event loop)."""
+        if not self.breaker.allow():
+            return _SKIPPED
+        try:
+            result = await self._post(self._loop_client(), data)
+        except Exception as exc:
+            return self._failed(exc)
+        return self._answered(result, expected)
+
+    # -- outcome bookkeeping -----------------------------------------------------------------
+    def _answered(self, result: Any, expected: int | None) -> CloudReply:
+        if expected is not None:
+            try:
+                got = len(result)
+            except TypeError:
+                got = -1
+            if got != expected:
+                return self._failed(
+                    WireFormatError(f"the cloud answered {got} results for {expected} samples")
+                )
+        if self.breaker.record_success() or self._outage_failures:
+            self.log.info("cloud answers again", failed_calls=self._outage_failures)
+        self._outage_failures = 0
+        return CloudReply(True, result)
+
+    def _failed(self, exc: BaseException) -> CloudReply:
+        error = _describe(exc)
+        refused = isinstance(exc, RemoteError) and 400 <= exc.status < 500
+        opened = False if refused else self.breaker.record_failure()
+        self._outage_failures += 1
+        if self._outage_failures == 1:
+            self.log.warning(
+                "cloud call failed; answering from the edge until it answers again",
+                error=error,
+                timeout=self.timeout,
+            )
+        else:
+            self.log.debug("cloud call failed", error=error)
+        if opened:
+            self.log.warning(
+                "circuit breaker open: skipping the cloud",
+                cooldown=self.breaker.cooldown,
+                consecutive_failures=self.breaker.consecutive_failures,
+            )
+        return CloudReply(False)
+
+    # -- teardown ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the blocking client (async clients close with :meth:`aclose` in their loop)."""
+        with self._lock:
+            sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.close()
+
+    async def aclose(self) -> None:
+        """Close the client of the running event loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._per_loop.pop(loop, None)
+        if client is not None:
+            await client.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError | concurrent.futures.TimeoutError):
+        return "timed out"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

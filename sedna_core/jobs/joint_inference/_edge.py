@@ -1,0 +1,435 @@
+"""The edge side of joint inference: ``JointInference``."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from sedna_core.clock import Clock
+from sedna_core.config.joint_inference import (
+    MINING_THEN_INFERENCE,
+    JointInferenceConfig,
+    to_mining_mode,
+)
+from sedna_core.errors import ConfigError, JobError
+from sedna_core.jobs._base import JobBase
+from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
+from sedna_core.jobs.joint_inference._cloud import CloudClient, CloudReply
+from sedna_core.jobs.joint_inference._protocol import check_job_name
+from sedna_core.jobs.joint_inference._stats import InferenceStats, StatsCounter
+
+__all__ = ["JointInference"]
+
+HEM_KIND = "hard_example_mining"
+_NO_CHANGE = object()
+
+
+@attrs.frozen
+class _Edge:
+    """A step of an inference plan: run the edge model on ``data``."""
+
+    data: Any
+
+
+@attrs.frozen
+class _Cloud:
+    """A step of an inference plan: send ``data`` (``expected`` samples, or one request)."""
+
+    data: Any
+    expected: int | None
+
+
+Plan = Generator[_Edge | _Cloud, Any, list[Any]]
+
+
+class JointInference(JobBase):
+    """Edge inference that sends hard examples to a big model in the cloud (Sedna's paradigm).
+
+    Parameters
+    ----------
+    estimator
+        The edge model (instance, class or factory; any backend). Loaded from ``model_path``
+        or ``MODEL_URL`` when one is given, else used as it is.
+    hard_example_mining
+        The miner: ``"Confidence"``, ``{"method": "IBT", "param": {...}}`` (a mapping without
+        ``method`` means IBT, as in Sedna), a miner class or instance. Default: ``HEM_NAME`` /
+        ``HEM_PARAMETERS``; without either nothing is hard (edge only).
+    config
+        A :class:`~sedna_core.config.joint_inference.JointInferenceConfig`; by default read
+        from the environment. The keyword arguments below override it.
+    big_model_ip, big_model_port, cloud_url
+        Where the big-model service is (``BIG_MODEL_IP``/``BIG_MODEL_PORT``; ``cloud_url`` such
+        as ``https://cloud:5000`` wins over both).
+    mining_mode
+        ``"inference-then-mining"`` (default: the miner judges the edge result) or
+        ``"mining-then-inference"`` (the miner judges the raw input; hard inputs skip the edge).
+    cloud_timeout
+        Seconds to wait for the cloud before answering from the edge (default 1).
+    token
+        Bearer token of the big-model service (``SEDNA_TOKEN``).
+    model_path
+        Model file to load into ``estimator``.
+    backend, plugin_manager, clock
+        See :class:`~sedna_core.jobs._base.JobBase`.
+
+    Notes
+    -----
+    When the cloud fails, times out or is skipped by the open circuit breaker, the edge result is
+    the answer; the failure is counted and logged once per outage. Counters are in
+    :attr:`stats`, announced through the ``sedna_hard_example_found`` hook and, when
+    ``LC_SERVER`` is set, reported every ``LC_PERIOD`` seconds in Sedna's ``ownerInfo`` shape.
+    """
+
+    job_kind = "jointinferenceservice"
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        hard_example_mining: Any = None,
+        *,
+        config: JointInferenceConfig | None = None,
+        big_model_ip: str | None = None,
+        big_model_port: int | None = None,
+        cloud_url: str | None = None,
+        mining_mode: str | None = None,
+        cloud_timeout: float | None = None,
+        token: str | None = None,
+        model_path: str | None = None,
+        backend: str | None = None,
+        plugin_manager: Any = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if mining_mode is not None:
+            try:
+                mining_mode = to_mining_mode(mining_mode)
+            except ValueError:
+                raise ConfigError("mining_mode", mining_mode, to_mining_mode.accepted) from None
+        if cloud_timeout is not None and not cloud_timeout > 0:
+            raise ConfigError("cloud_timeout", cloud_timeout, "a number of seconds > 0")
+        explicit = {
+            "big_model_ip": big_model_ip,
+            "big_model_port": big_model_port,
+            "big_model_url": cloud_url,
+            "mining_mode": mining_mode,
+            "cloud_timeout": cloud_timeout,
+            "token": token,
+        }
+        if config is None:
+            config = JointInferenceConfig.from_env(**explicit)
+        else:
+            config = attrs.evolve(config, **{k: v for k, v in explicit.items() if v is not None})
+        check_job_name(config.job_name)
+        super().__init__(
+            estimator, config=config, backend=backend, plugin_manager=plugin_manager, clock=clock
+        )
+        self.config: JointInferenceConfig = config
+        self.mining_mode = config.mining_mode
+        self._load_model(model_path)
+        self.hard_example_mining = self._make_miner(hard_example_mining)
+        if self.mining_mode == MINING_THEN_INFERENCE and self.hard_example_mining is None:
+            raise ConfigError(
+                "HEM_NAME", None, "a hard-example miner: mining-then-inference needs one"
+            )
+        self.breaker = CircuitBreaker(
+            config.breaker_failures, config.breaker_cooldown, clock=self.clock
+        )
+        self.cloud = CloudClient(
+            config.cloud_base_url,
+            config.job_name,
+            timeout=config.cloud_timeout,
+            wire_format=config.wire,
+            breaker=self.breaker,
+            log=self.log,
+            token=config.token,
+            ca_file=config.tls_ca,
+        )
+        self._counter = StatsCounter()
+        self._start_time = self.clock.time()
+        self._reported_version = 0
+        self._report_lock = threading.Lock()
+        self.announce(
+            "sedna_job_started",
+            job_kind=self.job_kind,
+            job_name=config.job_name,
+            info={
+                "cloud": config.cloud_base_url,
+                "mining_mode": self.mining_mode,
+                "hard_example_mining": repr(self.hard_example_mining),
+            },
+        )
+        if self.reporter.enabled:
+            threading.Thread(
+                target=self._report_periodically, name="sedna-ji-lc-report", daemon=True
+            ).start()
+
+    # -- construction helpers ------------------------------------------------------------------
+    def _load_model(self, model_path: str | None) -> None:
+        if self.estimator is None:
+            return
+        path = model_path
+        if path is None and self.config.model_url:
+            from sedna_core.artifacts import resolve_model_path
+
+            path = resolve_model_path(self.config, self.estimator.default_model_file)
+        if path is not None:
+            self.estimator.load(path)
+
+    def _make_miner(self, spec: Any) -> Any:
+        if spec is None:
+            if not self.config.hem_name:
+                return None
+            spec = {"method": self.config.hem_name, "param": self.config.hem_parameters}
+        elif isinstance(spec, Mapping) and spec.get("method") is None and not spec.get("name"):
+            spec = {**spec, "method": "IBT"}  # Sedna's default method
+        from sedna_core.plugins import create_algorithm
+
+        return create_algorithm(HEM_KIND, spec, plugin_manager=self.plugin_manager)
+
+    # -- public API ----------------------------------------------------------------------------
+    @property
+    def stats(self) -> InferenceStats:
+        """The counters now (samples inferred, hard, answered by the cloud, failed over)."""
+        return self._counter.snapshot()[0]
+
+    def inference(
+        self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
+    ) -> list[Any]:
+        """Infer one request; returns ``[is_hard_example, final_result, edge_result, cloud_result]``.
+
+        ``data`` is one request as the edge model takes it; the miner judges the (post-processed)
+        edge result as a whole (``mining-then-inference``: the raw ``data``), and a hard request
+        goes to the cloud as it is. ``cloud_result`` is the cloud's ``result`` (None when it was
+        not asked or did not answer); ``final_result`` is it when present, else the edge's.
+        """
+        return self._run(self._plan_one(data, post_process, kwargs))
+
+    def inference_batch(
+        self, samples: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
+    ) -> list[Any]:
+        """Infer a batch (samples along the first axis), judging each sample.
+
+        Only the hard samples go to the cloud, in one request. Returns
+        ``[is_hard_example, final_result, edge_result, cloud_result]`` in the samples' order:
+        ``is_hard_example`` a boolean array; ``final_result`` an array when the edge and cloud
+        rows have the same shape (else a list); ``edge_result`` what the edge model returned
+        (``mining-then-inference``: a list with None for samples the edge did not see);
+        ``cloud_result`` a list with the cloud's row or None per sample.
+        """
+        return self._run(self._plan_batch(samples, post_process, kwargs))
+
+    async def ainference(
+        self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
+    ) -> list[Any]:
+        """:meth:`inference` for coroutines (the edge model runs in a worker thread)."""
+        return await self._arun(self._plan_one(data, post_process, kwargs))
+
+    async def ainference_batch(
+        self, samples: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
+    ) -> list[Any]:
+        """:meth:`inference_batch` for coroutines (the edge model runs in a worker thread)."""
+        return await self._arun(self._plan_batch(samples, post_process, kwargs))
+
+    def report_stats(self) -> None:
+        """Send the counters to the local controller now (if any changed since the last send)."""
+        stats, version = self._counter.snapshot()
+        with self._report_lock:
+            if version == self._reported_version:
+                return
+            self._reported_version = version
+        owner_info = stats.owner_info(self._start_time, self.clock.time())
+        self.report("inference", None, results=[], owner_info=owner_info)
+
+    def close(self) -> None:
+        """Send the last counters, close the cloud client and the reporter."""
+        if self._closed:
+            return
+        self.report_stats()
+        self.cloud.close()
+        super().close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, also closing the cloud client of the running event loop."""
+        await self.cloud.aclose()
+        await asyncio.to_thread(self.close)
+
+    # -- drivers: the same plans, run blocking or awaited ----------------------------------------
+    def _run(self, plan: Plan) -> list[Any]:
+        reply: Any = None
+        try:
+            while True:
+                step = plan.send(reply)
+                if isinstance(step, _Edge):
+                    reply = self._edge_predict(step.data)
+                else:
+                    reply = self.cloud.call(step.data, step.expected)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _arun(self, plan: Plan) -> list[Any]:
+        reply: Any = None
+        try:
+            while True:
+                step = plan.send(reply)
+                if isinstance(step, _Edge):
+                    reply = await asyncio.to_thread(self._edge_predict, step.data)
+                else:
+                    reply = await self.cloud.acall(step.data, step.expected)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _edge_predict(self, data: Any) -> Any:
+        data, kwargs = data
+        if self.estimator is None:
+            raise JobError("JointInference has no estimator to infer on the edge; pass one")
+        return self.estimator.predict(data, **kwargs)
+
+    # -- plans: what to do, independent of how calls are made ---------------------------------
+    def _plan_one(
+        self, data: Any, post_process: Callable[[Any], Any] | None, kwargs: dict[str, Any]
+    ) -> Plan:
+        post = _post_processor(post_process)
+        miner = self.hard_example_mining
+        edge_result = cloud_result = None
+        if self.mining_mode == MINING_THEN_INFERENCE:
+            is_hard = bool(miner(data))
+            final = None
+        else:
+            edge_result = yield _Edge((data, kwargs))
+            final = post(edge_result)
+            is_hard = bool(miner(final)) if miner is not None else False
+        ok = failed = 0
+        if is_hard:
+            reply: CloudReply = yield _Cloud(data, None)
+            if reply.ok:
+                cloud_result = final = reply.result
+                ok = 1
+            else:
+                failed = 1
+        if final is None and cloud_result is None:  # mining-then-inference: edge when needed
+            edge_result = yield _Edge((data, kwargs))
+            final = post(edge_result)
+        self._count(1, int(is_hard), ok, failed)
+        return [is_hard, final, edge_result, cloud_result]
+
+    def _plan_batch(
+        self, samples: Any, post_process: Callable[[Any], Any] | None, kwargs: dict[str, Any]
+    ) -> Plan:
+        post = _post_processor(post_process)
+        miner = self.hard_example_mining
+        n = _count_samples(samples)
+        if n == 0:
+            return [np.zeros(0, dtype=bool), [], [], []]
+        cloud_rows: list[Any] = [None] * n
+        first = self.mining_mode == MINING_THEN_INFERENCE
+        if first:
+            is_hard = _decisions(miner.mine(samples), n)
+        else:
+            edge_result = yield _Edge((samples, kwargs))
+            processed = post(edge_result)
+            is_hard = (
+                _decisions(miner.mine(processed), n)
+                if miner is not None
+                else np.zeros(n, dtype=bool)
+            )
+        hard = np.flatnonzero(is_hard)
+        reply = CloudReply(False)
+        if hard.size:
+            reply = yield _Cloud(_take(samples, hard), int(hard.size))
+            if reply.ok:
+                for j, i in enumerate(hard):
+                    cloud_rows[i] = reply.result[j]
+        parts: list[tuple[np.ndarray, Any]] = []
+        if first:
+            edge_idx = np.flatnonzero(~is_hard) if reply.ok else np.arange(n)
+            edge_result = [None] * n
+            if edge_idx.size:
+                sub = yield _Edge((_take(samples, edge_idx), kwargs))
+                for j, i in enumerate(edge_idx):
+                    edge_result[i] = _row(sub, j)
+                parts.append((edge_idx, post(sub)))
+        else:
+            parts.append((np.arange(n), processed))
+        if reply.ok:
+            parts.append((hard, reply.result))
+        final = _assemble(n, parts)
+        ok = int(hard.size) if reply.ok else 0
+        self._count(n, int(hard.size), ok, int(hard.size) - ok)
+        return [is_hard, final, edge_result, cloud_rows]
+
+    def _count(self, samples: int, hard: int, ok: int, failed: int) -> None:
+        stats = self._counter.add(samples, hard, ok, failed)
+        if hard:
+            self.announce(
+                "sedna_hard_example_found",
+                job_name=self.config.job_name,
+                count=hard,
+                stats=stats.as_dict(),
+            )
+
+    def _report_periodically(self) -> None:
+        while not self._closed:
+            self.clock.sleep(self.config.lc_period)
+            if self._closed:
+                return
+            self.report_stats()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _post_processor(post_process: Any) -> Callable[[Any], Any]:
+    if post_process is None:
+        return lambda result: result
+    if not callable(post_process):
+        raise ConfigError("post_process", post_process, "a callable taking the edge result")
+    return lambda result: post_process(copy.deepcopy(result))  # Sedna deep-copies too
+
+
+def _count_samples(samples: Any) -> int:
+    shape = getattr(samples, "shape", None)
+    if shape is not None:
+        if len(shape) == 0:
+            raise JobError("inference_batch takes samples along the first axis, got a scalar")
+        return int(shape[0])
+    return len(samples)
+
+
+def _decisions(decided: Any, n: int) -> np.ndarray:
+    out = np.asarray(decided, dtype=bool)
+    if out.shape != (n,):
+        raise JobError(f"the miner returned {out.shape} decisions for {n} samples; fix the miner")
+    return out
+
+
+def _take(samples: Any, idx: np.ndarray) -> Any:
+    if isinstance(samples, np.ndarray):
+        return samples[idx]
+    return [samples[int(i)] for i in idx]
+
+
+def _row(container: Any, j: int) -> Any:
+    return container[j]
+
+
+def _assemble(n: int, parts: Sequence[tuple[np.ndarray, Any]]) -> Any:
+    """Rows from several containers put back in sample order: an array when they all are
+    arrays with the same row shape, else a list."""
+    arrays = [np.asarray(rows) if isinstance(rows, np.ndarray) else None for _, rows in parts]
+    shapes = {a.shape[1:] for a in arrays if a is not None}
+    if all(a is not None and a.dtype.kind in "biuf" for a in arrays) and len(shapes) == 1:
+        dtype = np.result_type(*[a for a in arrays if a is not None])
+        out = np.empty((n, *shapes.pop()), dtype=dtype)
+        for (idx, _), a in zip(parts, arrays, strict=True):
+            out[idx] = a
+        return out
+    rows: list[Any] = [None] * n
+    for idx, container in parts:
+        for j, i in enumerate(idx):
+            rows[i] = container[j]
+    return rows

@@ -1,0 +1,61 @@
+"""The service base every sedna server and client is built on.
+
+Servers::
+
+    app = create_app(name="kb", config=ServiceConfig.from_env())
+    app.router.add_get("/items", list_items)          # handlers raise json_error(...) on bad input
+    runner = ServiceRunner(app, config)
+    await runner.start(); runner.url                  # or start_in_background() / run_forever()
+
+Clients::
+
+    async with HttpClient(runner.url, token=...) as c:
+        (await c.get("/items")).json()
+    SyncClient(HttpClient(url)).post("/x", json={...})  # blocking twin for synchronous code
+
+See ``docs/runtime.md`` for the security defaults, timeouts and retries.
+"""
+
+from sedna_core.service._app import (
+    CLOCK_KEY,
+    CONFIG_KEY,
+    METRICS_KEY,
+    NAME_KEY,
+    REQUEST_ID_HEADER,
+    create_app,
+    prepare_websocket,
+    public,
+    request_id,
+)
+from sedna_core.service._client import HttpClient, RemoteUnavailableError, Response
+from sedna_core.service._http_errors import json_error
+from sedna_core.service._metrics import Counter, Gauge, Histogram, MetricsRegistry
+from sedna_core.service._runner import ServiceRunner
+from sedna_core.service._security import check_bearer, check_service_config, is_loopback
+from sedna_core.service._sync import SyncClient, SyncWebSocket
+
+__all__ = [
+    "CLOCK_KEY",
+    "CONFIG_KEY",
+    "METRICS_KEY",
+    "NAME_KEY",
+    "REQUEST_ID_HEADER",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "HttpClient",
+    "MetricsRegistry",
+    "RemoteUnavailableError",
+    "Response",
+    "ServiceRunner",
+    "SyncClient",
+    "SyncWebSocket",
+    "check_bearer",
+    "check_service_config",
+    "create_app",
+    "is_loopback",
+    "json_error",
+    "prepare_websocket",
+    "public",
+    "request_id",
+]

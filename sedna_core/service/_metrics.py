@@ -1,0 +1,212 @@
+"""A small Prometheus text-format registry (no extra dependency).
+
+Counters, gauges and histograms with fixed label names; :meth:`MetricsRegistry.render` writes the
+text exposition format 0.0.4 that Prometheus scrapes. Thread-safe, so a server's background
+threads may record too.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "DEFAULT_LATENCY_BUCKETS",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "MetricsRegistry",
+]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _format_labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _format_value(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+class _Metric:
+    kind = "untyped"
+
+    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help
+        self.labels = tuple(labels)
+        self._lock = threading.Lock()
+
+    def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
+        if set(labels) != set(self.labels):
+            raise ValueError(f"metric {self.name} takes labels {self.labels}, got {sorted(labels)}")
+        return tuple(str(labels[n]) for n in self.labels)
+
+    def _header(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+
+    def render(self) -> Iterable[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class Counter(_Metric):
+    """A value that only goes up."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
+        super().__init__(name, help, labels)
+        self._values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        if amount < 0:
+            raise ValueError("a counter cannot decrease")
+        key = self._key(labels)
+        with self._lock:
+            self._values[key] = self._values.get(key, 0.0) + amount
+
+    def value(self, **labels: str) -> float:
+        with self._lock:
+            return self._values.get(self._key(labels), 0.0)
+
+    def render(self) -> Iterable[str]:
+        yield from self._header()
+        with self._lock:
+            items = sorted(self._values.items())
+        if not items and not self.labels:
+            items = [((), 0.0)]
+        for key, value in items:
+            yield f"{self.name}{_format_labels(self.labels, key)} {_format_value(value)}"
+
+
+class Gauge(Counter):
+    """A value that goes up and down."""
+
+    kind = "gauge"
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        key = self._key(labels)
+        with self._lock:
+            self._values[key] = self._values.get(key, 0.0) + amount
+
+    def dec(self, amount: float = 1.0, **labels: str) -> None:
+        self.inc(-amount, **labels)
+
+    def set(self, value: float, **labels: str) -> None:
+        key = self._key(labels)
+        with self._lock:
+            self._values[key] = float(value)
+
+
+class Histogram(_Metric):
+    """Observations counted into cumulative buckets, with their sum and count."""
+
+    kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
+    ) -> None:
+        super().__init__(name, help, labels)
+        self.buckets = tuple(sorted(float(b) for b in buckets))
+        self._data: dict[tuple[str, ...], list[float]] = {}  # bucket counts..., sum, count
+
+    def observe(self, value: float, **labels: str) -> None:
+        key = self._key(labels)
+        with self._lock:
+            row = self._data.setdefault(key, [0.0] * (len(self.buckets) + 2))
+            for i, bound in enumerate(self.buckets):
+                if value <= bound:
+                    row[i] += 1
+            row[-2] += value
+            row[-1] += 1
+
+    def count(self, **labels: str) -> int:
+        with self._lock:
+            row = self._data.get(self._key(labels))
+            return int(row[-1]) if row else 0
+
+    def render(self) -> Iterable[str]:
+        yield from self._header()
+        with self._lock:
+            items = sorted((k, list(v)) for k, v in self._data.items())
+        for key, row in items:
+            for bound, n in zip(self.buckets, row, strict=False):
+                le = f'le="{_format_value(bound)}"'
+                yield f"{self.name}_bucket{_format_labels(self.labels, key, le)} {_format_value(n)}"
+            inf = 'le="+Inf"'
+            count = _format_value(row[-1])
+            yield f"{self.name}_bucket{_format_labels(self.labels, key, inf)} {count}"
+            yield f"{self.name}_sum{_format_labels(self.labels, key)} {_format_value(row[-2])}"
+            yield f"{self.name}_count{_format_labels(self.labels, key)} {count}"
+
+
+class MetricsRegistry:
+    """The metrics one service exposes on ``/metrics``.
+
+    Servers built on :func:`~sedna_core.service.create_app` find theirs at
+    ``app[METRICS_KEY]`` and may add their own::
+
+        rounds = app[METRICS_KEY].counter("sedna_fl_rounds_total", "Rounds closed", ["outcome"])
+        rounds.inc(outcome="quorum")
+    """
+
+    def __init__(self) -> None:
+        self._metrics: dict[str, _Metric] = {}
+        self._lock = threading.Lock()
+
+    def _add(self, metric: _Metric) -> _Metric:
+        with self._lock:
+            existing = self._metrics.get(metric.name)
+            if existing is not None:
+                if type(existing) is not type(metric) or existing.labels != metric.labels:
+                    raise ValueError(f"metric {metric.name} already registered differently")
+                return existing
+            self._metrics[metric.name] = metric
+            return metric
+
+    def counter(self, name: str, help: str, labels: Sequence[str] = ()) -> Counter:
+        """Register (or get the already registered) counter ``name``."""
+        return self._add(Counter(name, help, labels))  # type: ignore[return-value]
+
+    def gauge(self, name: str, help: str, labels: Sequence[str] = ()) -> Gauge:
+        """Register (or get the already registered) gauge ``name``."""
+        return self._add(Gauge(name, help, labels))  # type: ignore[return-value]
+
+    def histogram(
+        self,
+        name: str,
+        help: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
+    ) -> Histogram:
+        """Register (or get the already registered) histogram ``name``."""
+        return self._add(Histogram(name, help, labels, buckets))  # type: ignore[return-value]
+
+    def render(self) -> str:
+        """The whole registry in Prometheus text format."""
+        with self._lock:
+            metrics = list(self._metrics.values())
+        lines: list[str] = []
+        for metric in metrics:
+            lines.extend(metric.render())
+        return "\n".join(lines) + "\n"

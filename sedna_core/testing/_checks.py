@@ -1,0 +1,475 @@
+"""Conformance checks for algorithm classes, in the spirit of scikit-learn's ``check_estimator``.
+
+Every plugin's tests run them::
+
+    @parametrize_with_checks([IBTFilter, ThresholdFilter])
+    def test_conformance(algorithm, check):
+        check(algorithm)
+
+A class may define two optional classmethods to feed the checks:
+
+``_conformance_examples(cls) -> list[dict]``
+    keyword arguments to build instances (default ``[{}]``: the constructor defaults). A
+    backend returns a tiny estimator here, e.g. ``[{"estimator": make_tiny_model}]``.
+``_conformance_inputs(cls)``
+    kind-specific small inputs replacing the defaults below:
+
+    ========================  =================================================================
+    kind                      inputs (default)
+    ========================  =================================================================
+    hard_example_mining       a list of batches; each batch a sequence of per-sample results
+                              (default: random probability vectors over 3 classes)
+    aggregation               a list of rounds ``(global_weights, [(update, num_samples), ...])``
+                              (default: two arrays, three clients)
+    backend                   ``(x, y)`` to train on and predict (default: 40 x 4 float32,
+                              binary int labels)
+    lifelong-learning kinds   a list of calls ``(method_name, args)`` run in order on one
+                              instance (no default: the class must define it)
+    ========================  =================================================================
+
+A failed check raises ``AssertionError`` naming the class, the check and what to change.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import enum
+import functools
+import inspect
+import math
+import pathlib
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from sedna_core.algorithms import KINDS, Algorithm, BaseBackend
+
+__all__ = ["algorithm_checks", "check_algorithm", "parametrize_with_checks"]
+
+Check = Callable[[type], None]
+
+
+def algorithm_checks(cls: type) -> list[tuple[str, Check]]:
+    """``(check name, check)`` pairs that apply to ``cls`` (generic checks, then its kind's)."""
+    checks: list[Check] = [
+        check_kind_and_name,
+        check_not_abstract,
+        check_explicit_parameters,
+        check_parameters_annotated,
+        check_parameters_stored,
+        check_string_conversion,
+        check_repr,
+    ]
+    kind = getattr(cls, "kind", "")
+    checks += _KIND_CHECKS.get(kind, [check_lifelong_calls] if kind in KINDS else [])
+    return [(_name_of(c), c) for c in checks]
+
+
+def check_algorithm(cls: type, *, plugin_manager: Any = None) -> None:
+    """Run every conformance check on ``cls``; the first failure raises ``AssertionError``.
+
+    With ``plugin_manager`` it also checks that ``cls.name`` resolves to ``cls`` there (the
+    name is unique among the registered algorithms of its kind).
+    """
+    for _, check in algorithm_checks(cls):
+        check(cls)
+    if plugin_manager is not None:
+        check_resolves(cls, plugin_manager)
+
+
+def parametrize_with_checks(classes: Sequence[type]) -> Any:
+    """A ``pytest.mark.parametrize`` over ``(algorithm, check)`` for every class and check.
+
+    Test ids read ``<Class>-<check>``, so ``pytest -k check_string_conversion`` works. Names
+    must also be unique per kind among ``classes``.
+    """
+    import pytest
+
+    params, ids = [], []
+    for cls in classes:
+        unique = functools.partial(_check_unique_among, others=tuple(classes))
+        for name, check in [*algorithm_checks(cls), ("check_name_unique", unique)]:
+            params.append((cls, check))
+            ids.append(f"{cls.__name__}-{name}")
+    return pytest.mark.parametrize(("algorithm", "check"), params, ids=ids)
+
+
+# -- generic checks ------------------------------------------------------------------------
+
+
+def check_kind_and_name(cls: type) -> None:
+    """A known ``kind``, the kind's base class, and a non-empty ``name`` without ``:``."""
+    kind = getattr(cls, "kind", "")
+    _require(kind in KINDS, cls, f"kind {kind!r} is not one of {sorted(KINDS)}")
+    base = KINDS[kind][0]
+    _require(isinstance(cls, type) and issubclass(cls, base), cls, f"must subclass {base}")
+    name = getattr(cls, "name", "")
+    _require(
+        isinstance(name, str) and bool(name.strip()),
+        cls,
+        "needs a non-empty class attribute `name` (what users write, e.g. 'IBT')",
+    )
+    _require(":" not in name, cls, f"name {name!r} must not contain ':'")
+    _require(name == name.strip(), cls, f"name {name!r} has surrounding spaces")
+
+
+def check_not_abstract(cls: type) -> None:
+    """Every abstract method of the kind's interface is implemented."""
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    _require(not missing, cls, f"does not implement {', '.join(missing)}")
+
+
+def check_explicit_parameters(cls: type) -> None:
+    """``__init__`` takes explicit parameters: no ``*args``, ``**kwargs`` or positional-only."""
+    for p in _init_params(cls, all_kinds=True):
+        _require(
+            p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD),
+            cls,
+            f"__init__ has a {p}-style sink; declare each parameter explicitly so a misspelt "
+            "parameter is an error",
+        )
+        _require(p.kind is not p.POSITIONAL_ONLY, cls, f"parameter {p.name} is positional-only")
+
+
+def check_parameters_annotated(cls: type) -> None:
+    """Every parameter has a type annotation (string values from the environment need it)."""
+    for p in _init_params(cls):
+        _require(
+            p.annotation is not p.empty,
+            cls,
+            f"parameter {p.name} has no type annotation; strings from environment variables "
+            "are converted by it (annotate `Any` to take values as given)",
+        )
+
+
+def check_parameters_stored(cls: type) -> None:
+    """Each parameter is stored unchanged as the attribute of the same name (and in get_params)."""
+    for kwargs, inst in _instances(cls):
+        params = inst.get_params()
+        for p in _init_params(cls):
+            expected = kwargs.get(p.name, p.default)
+            actual = getattr(inst, p.name, _MISSING)
+            _require(
+                actual is not _MISSING,
+                cls,
+                f"does not store parameter {p.name} as attribute `{p.name}`",
+            )
+            _require(
+                _same(actual, expected),
+                cls,
+                f"__init__ changes parameter {p.name}: given {expected!r}, stored {actual!r}; "
+                "store parameters as given and derive other state in other attributes",
+            )
+            _require(p.name in params, cls, f"get_params() lacks {p.name}")
+
+
+def check_string_conversion(cls: type) -> None:
+    """Parameters written as strings (as in ``HEM_PARAMETERS``) convert back to the same values."""
+    from sedna_core.plugins import create_algorithm
+    from sedna_core.plugins._convert import param_to_string
+
+    types = cls.param_types()  # type: ignore[attr-defined]
+    for _, inst in _instances(cls):
+        params = inst.get_params()
+        written: dict[str, Any] = {}
+        for key, value in params.items():
+            tp = types.get(key, Any)
+            written[key] = (
+                param_to_string(value) if tp not in (Any, object) and _stringable(value) else value
+            )
+        try:
+            again = create_algorithm(cls.kind, {"method": cls, "param": written})  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise AssertionError(
+                f"{cls.__qualname__}: building it from string parameters {written!r} failed: {exc}"
+            ) from exc
+        for key, value in params.items():
+            back = getattr(again, key, _MISSING)
+            _require(
+                _same(back, value),
+                cls,
+                f"parameter {key}={value!r} written as {written[key]!r} comes back as {back!r}; "
+                f"check its annotation ({types.get(key)})",
+            )
+
+
+def check_repr(cls: type) -> None:
+    """``repr`` works (it lists the parameters)."""
+    for _, inst in _instances(cls):
+        _require(isinstance(repr(inst), str), cls, "repr() must return a string")
+
+
+def check_resolves(cls: type, plugin_manager: Any) -> None:
+    """``cls.name`` resolves to ``cls`` in ``plugin_manager`` (registered, unique)."""
+    from sedna_core.plugins import resolve_algorithm
+
+    try:
+        found = resolve_algorithm(cls.kind, cls.name, plugin_manager=plugin_manager)  # type: ignore[attr-defined]
+    except Exception as exc:
+        raise AssertionError(f"{cls.__qualname__}: {exc}") from exc
+    _require(found is cls, cls, f"name {cls.name!r} resolves to {found}")  # type: ignore[attr-defined]
+
+
+def _check_unique_among(cls: type, *, others: tuple[type, ...]) -> None:
+    same = [o for o in others if o is not cls and o.kind == cls.kind and o.name == cls.name]  # type: ignore[attr-defined]
+    _require(not same, cls, f"name {cls.name!r} is also used by {same}")  # type: ignore[attr-defined]
+
+
+# -- kind checks ---------------------------------------------------------------------------
+
+
+def check_miner_batch_equals_per_sample(cls: type) -> None:
+    """``mine(batch)`` is a bool array, equal to calling the miner on each sample."""
+    batches = _inputs(cls, _default_miner_inputs)
+    for kwargs, _ in _instances(cls):
+        for batch in batches:
+            # two fresh instances, so a seeded random miner draws the same numbers in both
+            batch_miner, sample_miner = cls(**kwargs), cls(**kwargs)
+            decisions = np.asarray(batch_miner.mine(batch))
+            _require(
+                decisions.dtype == np.bool_ and decisions.shape == (len(batch),),
+                cls,
+                f"mine() of {len(batch)} samples must return a bool array of shape "
+                f"({len(batch)},), got {decisions.dtype} {decisions.shape}",
+            )
+            single = [sample_miner(sample) for sample in batch]
+            _require(
+                all(isinstance(s, bool | np.bool_) for s in single),
+                cls,
+                "calling the miner on one sample must return a bool",
+            )
+            _require(
+                decisions.tolist() == [bool(s) for s in single],
+                cls,
+                f"batch decisions {decisions.tolist()} differ from per-sample decisions "
+                f"{[bool(s) for s in single]}",
+            )
+
+
+def check_aggregator_rounds(cls: type) -> None:
+    """Rounds of begin_round/accumulate/finish give weights shaped like the global ones."""
+    rounds = _inputs(cls, _default_aggregation_inputs)
+    for _, agg in _instances(cls):
+        for global_weights, updates in rounds:
+            kept = [[np.array(a, copy=True) for a in u] for u, _ in updates]
+            agg.begin_round(global_weights)
+            for update, n in updates:
+                agg.accumulate(update, n)
+            out = agg.finish()
+            for (update, _), copy in zip(updates, kept, strict=True):
+                _require(
+                    all(np.array_equal(a, b) for a, b in zip(update, copy, strict=True)),
+                    cls,
+                    "accumulate() modified an update it was given; copy before accumulating",
+                )
+            _require(
+                isinstance(out, list) and len(out) == len(global_weights),
+                cls,
+                f"finish() must return a list of {len(global_weights)} arrays",
+            )
+            for got, ref in zip(out, global_weights, strict=True):
+                got = np.asarray(got)
+                _require(
+                    got.shape == np.shape(ref),
+                    cls,
+                    f"finish() gave shape {got.shape}, the global weights have {np.shape(ref)}",
+                )
+                _require(bool(np.all(np.isfinite(got))), cls, "finish() gave non-finite weights")
+            sources = _as_sources(updates)
+            if sources is not None and hasattr(agg, "add_update"):
+                agg.begin_round(global_weights)
+                for source in sources:
+                    agg.add_update(source)
+                again = agg.finish()
+                same = all(
+                    _close(np.asarray(a), np.asarray(b)) for a, b in zip(again, out, strict=True)
+                )
+                _require(
+                    same,
+                    cls,
+                    "a round given as add_update() sources differs from the same round given "
+                    "to accumulate()",
+                )
+
+
+def check_backend_roundtrip(cls: type) -> None:
+    """train, predict, get/set_weights, save/load and evaluate work on a tiny estimator."""
+    _require(
+        hasattr(cls, "_conformance_examples"),
+        cls,
+        "a backend must define classmethod _conformance_examples() returning "
+        "[{'estimator': <tiny model or factory>, ...}]",
+    )
+    x, y = _inputs(cls, _default_backend_inputs)
+    for kwargs, backend in _instances(cls):
+        backend.train((x, y))
+        pred = np.asarray(backend.predict(x))
+        _require(len(pred) == len(x), cls, f"predict() of {len(x)} rows gave {len(pred)}")
+        if type(backend).predict_proba is not BaseBackend.predict_proba:
+            proba = np.asarray(backend.predict_proba(x))
+            _require(len(proba) == len(x), cls, "predict_proba() must give one row per sample")
+        weights = backend.get_weights()
+        _require(
+            isinstance(weights, list) and all(isinstance(w, np.ndarray) for w in weights),
+            cls,
+            "get_weights() must return a list of numpy arrays",
+        )
+        backend.set_weights(weights)
+        _require(
+            _close(np.asarray(backend.predict(x)), pred),
+            cls,
+            "set_weights(get_weights()) changed the predictions",
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            written = backend.save(str(pathlib.Path(tmp) / f"model{cls.model_suffix}"))  # type: ignore[attr-defined]
+            fresh = cls(**kwargs)
+            fresh.load(written)
+            _require(
+                _close(np.asarray(fresh.predict(x)), pred),
+                cls,
+                "a fresh instance loading save()'s file predicts differently",
+            )
+        scores = backend.evaluate((x, y))
+        _require(isinstance(scores, cabc.Mapping), cls, "evaluate() must return a mapping")
+
+
+def check_lifelong_calls(cls: type) -> None:
+    """The class's ``_conformance_inputs()`` calls run in order and give well-shaped results."""
+    _require(
+        hasattr(cls, "_conformance_inputs"),
+        cls,
+        "define classmethod _conformance_inputs() returning the calls to try, e.g. "
+        "[('fit', (task_data,)), ('score', (samples,))]",
+    )
+    calls = cls._conformance_inputs()  # type: ignore[attr-defined]
+    for _, inst in _instances(cls):
+        for method, args in calls:
+            result = getattr(inst, method)(*args)
+            if method in ("allocate", "score"):
+                n = len(args[0])
+                arr = np.asarray(result)
+                _require(arr.shape[:1] == (n,), cls, f"{method}() of {n} samples gave {arr.shape}")
+            if method == "integrate":
+                n = args[1]
+                _require(len(result) == n, cls, f"integrate(..., {n}) gave {len(result)} results")
+
+
+_KIND_CHECKS: dict[str, list[Check]] = {
+    "hard_example_mining": [check_miner_batch_equals_per_sample],
+    "aggregation": [check_aggregator_rounds],
+    "backend": [check_backend_roundtrip],
+}
+
+
+def _as_sources(updates: Sequence[tuple[Sequence[np.ndarray], int]]) -> list[Any] | None:
+    try:
+        from sedna_core.algorithms.aggregation import ArrayUpdate
+    except ImportError:  # an aggregation kind without update sources
+        return None
+    return [ArrayUpdate(update, n) for update, n in updates]
+
+
+# -- default inputs ------------------------------------------------------------------------
+
+
+def _default_miner_inputs() -> list[Any]:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=16)
+    probs[:3] = [[0.98, 0.01, 0.01], [0.34, 0.33, 0.33], [0.5, 0.5, 0.0]]
+    return [probs, list(probs), probs[:1]]
+
+
+def _default_aggregation_inputs() -> list[Any]:
+    shapes = [(3, 2), (4,)]
+    global_weights = [np.zeros(s, dtype=np.float32) for s in shapes]
+    clients = [(1.0, 10), (2.0, 30), (4.0, 20)]
+    updates = [([np.full(s, v, dtype=np.float32) for s in shapes], n) for v, n in clients]
+    return [(global_weights, updates), (global_weights, updates[:1])]
+
+
+def _default_backend_inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    return x, y
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _name_of(check: Check) -> str:
+    return getattr(check, "__name__", None) or getattr(check, "func", check).__name__
+
+
+def _require(ok: bool, cls: type, message: str) -> None:
+    if not ok:
+        raise AssertionError(f"{getattr(cls, '__qualname__', cls)}: {message}")
+
+
+def _init_params(cls: type, *, all_kinds: bool = False) -> list[inspect.Parameter]:
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
+    if all_kinds:
+        return params
+    return [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _inputs(cls: type, default: Callable[[], Any]) -> Any:
+    hook = getattr(cls, "_conformance_inputs", None)
+    return hook() if hook is not None else default()
+
+
+def _instances(cls: type) -> Iterator[tuple[dict[str, Any], Algorithm]]:
+    hook = getattr(cls, "_conformance_examples", None)
+    examples = hook() if hook is not None else [{}]
+    _require(bool(examples), cls, "_conformance_examples() returned no examples")
+    for kwargs in examples:
+        try:
+            inst = cls(**kwargs)
+        except Exception as exc:
+            hint = "" if hook else "; define classmethod _conformance_examples() -> list[dict]"
+            raise AssertionError(
+                f"{cls.__qualname__}: cannot build it with {kwargs!r}: {exc}{hint}"
+            ) from exc
+        yield kwargs, inst
+
+
+def _stringable(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool | int | float | enum.Enum | pathlib.PurePath):
+        return True
+    if isinstance(value, np.generic):
+        return True
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_stringable(v) for v in value)
+    if isinstance(value, cabc.Mapping):
+        return all(isinstance(k, str) and _stringable(v) for k, v in value.items())
+    return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        try:
+            return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+        except Exception:
+            return False
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return False
+    if np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number):
+        return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6))
+    return bool(np.array_equal(a, b))

@@ -1,0 +1,1 @@
+"""A deliberately broken sedna plugin (tests only)."""
