@@ -23,7 +23,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "log_context"]
+__all__ = ["Logger", "configure_logging", "get_logger", "log_context"]
 
 _lock = threading.Lock()
 _configured = False
@@ -33,6 +33,20 @@ _FORMATS = ("auto", "console", "json")
 
 class _SednaHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the root handler we installed, so a forced reconfiguration replaces only ours."""
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing (it may be swapped later,
+    e.g. by pytest's capture), instead of the stream current at configuration time."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def _parse_level(level: str | int) -> int:
@@ -88,7 +102,7 @@ def configure_logging(
         fmt_value = fmt_value.strip().lower()  # type: ignore[assignment]
         if fmt_value not in _FORMATS:
             raise ConfigError("SEDNA_LOG_FORMAT", fmt_value, "console, json or auto")
-        out = stream if stream is not None else sys.stderr
+        out = stream if stream is not None else _CurrentStderr()
         tty = bool(getattr(out, "isatty", lambda: False)())
         if fmt_value == "auto":
             fmt_value = "console" if tty else "json"
@@ -139,12 +153,54 @@ def _configure_stdlib(
     root.setLevel(level)
 
 
-def get_logger(name: str | None = None, **fields: Any) -> Any:
-    """A structlog logger bound to ``logger=name`` and any extra ``fields``."""
-    log = structlog.get_logger()
+def get_logger(name: str | None = None, **fields: Any) -> Logger:
+    """A structlog logger bound to ``logger=name`` and any extra ``fields``.
+
+    The logger stays lazy: it renders through whatever configuration is current when it logs,
+    so module-level loggers follow a later :func:`configure_logging` (or a test's capture).
+    """
     if name:
         fields["logger"] = name
-    return log.bind(**fields) if fields else log
+    return Logger(fields)
+
+
+class Logger:
+    """A lazily bound structlog logger: ``bind`` returns a new one, nothing is cached."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = fields
+
+    def bind(self, **fields: Any) -> Logger:
+        return Logger({**self._fields, **fields})
+
+    def unbind(self, *keys: str) -> Logger:
+        return Logger({k: v for k, v in self._fields.items() if k not in keys})
+
+    def _log(self, method: str, event: str | None, args: tuple[Any, ...], kw: Any) -> Any:
+        logger = structlog.get_logger().bind(**self._fields)
+        return getattr(logger, method)(event, *args, **kw)
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._log("debug", event, args, kw)
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._log("info", event, args, kw)
+
+    def warning(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._log("warning", event, args, kw)
+
+    warn = warning
+
+    def error(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._log("error", event, args, kw)
+
+    def exception(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._log("exception", event, args, kw)
+
+    def critical(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._log("critical", event, args, kw)
 
 
 @contextmanager

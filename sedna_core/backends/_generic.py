@@ -48,7 +48,7 @@ class GenericBackend(BaseBackend):
     """Wraps any object with Sedna's estimator methods (the "Customize" estimator).
 
     The estimator (an instance, or a class/function called once on first use) provides
-    ``train(train_data, valid_data=None, **kw)`` (or ``fit``), ``predict(data, **kw)``, and
+    ``train(train_data, valid_data=None, **kw)`` (or ``fit(x, y)``), ``predict(data, **kw)``, and
     optionally ``evaluate(data, **kw)``, ``predict_proba``, ``save(model_path)``,
     ``load(model_url)``, ``get_weights()``/``set_weights(weights)``. Calls receive what the
     job gives, as in Sedna (datasources are passed as they are, not unpacked); keyword
@@ -95,15 +95,21 @@ class GenericBackend(BaseBackend):
     def train(
         self, train_data: Any, valid_data: Any = None, *, proximal_mu: float = 0.0, **kwargs: Any
     ) -> Any:
-        """Call the estimator's ``fit`` (if it has one, as Sedna did) or ``train``."""
+        """Call the estimator's ``train(train_data, valid_data, **kw)`` with the data as given
+        (Sedna's contract); an estimator with only ``fit`` gets ``fit(x, y, **kw)``, the
+        scikit-learn convention, with ``x, y`` taken from ``train_data``."""
         model = self.model
-        fn = getattr(model, "fit", None)
-        if not callable(fn):
-            fn = model.train
+        own = getattr(model, "train", None)
+        fn = own if callable(own) else model.fit
         if proximal_mu:
             if "proximal_mu" not in _accepted_kwargs(fn, {"proximal_mu": proximal_mu}):
                 self._reject_proximal(proximal_mu)
             kwargs["proximal_mu"] = proximal_mu
+        if fn is not own:
+            x, y = as_xy(train_data)
+            return (
+                call_accepted(fn, x, **kwargs) if y is None else call_accepted(fn, x, y, **kwargs)
+            )
         args: list[Any] = [train_data]
         if valid_data is not None:
             if _positional_slots(fn) >= 2:

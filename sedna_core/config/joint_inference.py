@@ -9,8 +9,6 @@ waits for the cloud, the circuit breaker, and the wire format.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from sedna_core.config._common import JobConfig, ServiceConfig
@@ -64,19 +62,13 @@ class JointInferenceConfig(JobConfig):
     big_model_url: str | None = setting("BIG_MODEL_URL")
     hem_name: str | None = setting("HEM_NAME")
     #: raw parameters: Sedna's key/value list or a mapping (converted by the miner's types)
-    hem_parameters: Any = setting("HEM_PARAMETERS", convert=to_json)
-    mining_mode: str = setting(
-        "MINING_MODE", default=INFERENCE_THEN_MINING, convert=to_mining_mode
-    )
+    hem_parameters: object = setting("HEM_PARAMETERS", convert=to_json)
+    mining_mode: str = setting("MINING_MODE", default=INFERENCE_THEN_MINING, convert=to_mining_mode)
     lc_period: float = setting("LC_PERIOD", default=30.0, convert=to_positive_float)
     #: seconds the edge waits for the cloud (connect + answer) before answering alone
-    cloud_timeout: float = setting(
-        "SEDNA_CLOUD_TIMEOUT", default=1.0, convert=to_positive_float
-    )
+    cloud_timeout: float = setting("SEDNA_CLOUD_TIMEOUT", default=1.0, convert=to_positive_float)
     #: consecutive cloud failures that open the circuit breaker
-    breaker_failures: int = setting(
-        "SEDNA_BREAKER_FAILURES", default=3, convert=to_positive_int
-    )
+    breaker_failures: int = setting("SEDNA_BREAKER_FAILURES", default=3, convert=to_positive_int)
     #: seconds the open breaker skips the cloud before one probe call
     breaker_cooldown: float = setting(
         "SEDNA_BREAKER_COOLDOWN", default=30.0, convert=to_positive_float

@@ -84,9 +84,7 @@ def as_xy(data: Any) -> tuple[Any, Any]:
         return data.x, getattr(data, "y", None)
     if isinstance(data, tuple):
         if len(data) != 2:
-            raise DataSourceError(
-                f"a data tuple must be (x, y); got a tuple of {len(data)} items"
-            )
+            raise DataSourceError(f"a data tuple must be (x, y); got a tuple of {len(data)} items")
         return data[0], data[1]
     if isinstance(data, dict):
         if "x" not in data:

@@ -101,11 +101,7 @@ class TxtDataParse(BaseDataSource):
                     path=str(index),
                     line=lineno,
                 ) from exc
-            if (
-                isinstance(row, str)
-                or not isinstance(row, Sequence | np.ndarray)
-                or len(row) == 0
-            ):
+            if isinstance(row, str) or not isinstance(row, Sequence | np.ndarray) or len(row) == 0:
                 raise DataSourceError(
                     f"func must return a sequence (x, y); got {type(row).__name__}",
                     path=str(index),

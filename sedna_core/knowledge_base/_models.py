@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -29,8 +30,8 @@ __all__ = [
     "Deployment",
     "FileRecord",
     "IndexVersion",
-    "SchemaInfo",
     "Sample",
+    "SchemaInfo",
     "Task",
     "TaskGroup",
     "TaskModel",
@@ -102,7 +103,7 @@ class TaskModel(Base):
     version: Mapped[int | None] = mapped_column(Integer, default=1)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     format: Mapped[str | None] = mapped_column(String(32))
-    size: Mapped[int | None] = mapped_column(Integer)
+    size: Mapped[int | None] = mapped_column(BigInteger)
     metrics: Mapped[str | None] = mapped_column(Text, default="{}")
 
     group: Mapped[TaskGroup] = relationship(back_populates="models")
@@ -180,6 +181,6 @@ class FileRecord(Base):
     name: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
     version: Mapped[str] = mapped_column(String(20), nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
-    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     format: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

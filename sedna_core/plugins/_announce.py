@@ -11,7 +11,6 @@ from sedna_core.plugins._manager import SednaPluginManager, get_plugin_manager
 __all__ = ["announce"]
 
 
-
 def _log() -> Any:
     # looked up per call: sedna_core.log's loggers bind the structlog configuration current
     # when they are created, and configure_logging() may run after this module is imported

@@ -53,11 +53,11 @@ __all__ = [
 ]
 
 
-
 def _log() -> Any:
     # looked up per call: sedna_core.log's loggers bind the structlog configuration current
     # when they are created, and configure_logging() may run after this module is imported
     return get_logger(__name__)
+
 
 OK = "ok"
 UNAVAILABLE = "unavailable"

@@ -199,7 +199,7 @@ def parse_spec(spec: Any, *, kind: str = "") -> tuple[str | type[Algorithm], dic
         raw = next((spec[k] for k in _PARAM_KEYS if k in spec), None)
         return (method.strip() if isinstance(method, str) else method), _parse_params(raw, kind)
     raise InvalidParameterError(
-        f"cannot make a {kind} algorithm from {spec!r}: give a name (\"IBT\"), "
+        f'cannot make a {kind} algorithm from {spec!r}: give a name ("IBT"), '
         '{"method": "IBT", "param": {...}}, an algorithm class or an instance',
         kind=kind,
     )

@@ -229,8 +229,11 @@ def test_duplicate_names_in_one_parametrization() -> None:
         name = "MaxProb"
 
     mark = parametrize_with_checks([MaxProb, Twin])
-    unique_checks = [c for (_, c), i in zip(mark.args[1], mark.kwargs["ids"], strict=True)
-                     if i.endswith("check_name_unique")]
+    unique_checks = [
+        c
+        for (_, c), i in zip(mark.args[1], mark.kwargs["ids"], strict=True)
+        if i.endswith("check_name_unique")
+    ]
     with pytest.raises(AssertionError, match="also used by"):
         unique_checks[0](MaxProb)
 

@@ -75,8 +75,17 @@ def broken_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(HERE / "broken_plugins" / folder, dest)
         sources.append(str(dest))
     installed = _run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-index", *sources]
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            *sources,
+        ]
     )
     assert installed.returncode == 0, installed.stderr
     return python
@@ -102,9 +111,12 @@ def test_broken_plugins_are_reported_and_nothing_else_breaks(broken_venv: Path) 
     assert "on purpose" in by_name["sedna-plugin-broken-import"]["error"]
 
     # every other plugin is exactly as it is in this environment, and its algorithms resolve
-    here = {p["name"]: p for p in json.loads(_run(
-        [sys.executable, "-m", "sedna_core.cli.main", "plugins", "list", "--json"]
-    ).stdout)}
+    here = {
+        p["name"]: p
+        for p in json.loads(
+            _run([sys.executable, "-m", "sedna_core.cli.main", "plugins", "list", "--json"]).stdout
+        )
+    }
     assert set(by_name) - set(BROKEN) == set(here)
     for name, plugin in here.items():
         assert by_name[name]["status"] == plugin["status"], name
@@ -123,7 +135,10 @@ def test_strict_mode_fails_the_listing(broken_venv: Path) -> None:
     env = _env() | {"SEDNA_STRICT_PLUGINS": "1"}
     done = subprocess.run(
         [str(broken_venv), "-m", "sedna_core.cli.main", "plugins", "list"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert done.returncode == 1
     assert "sedna-plugin-broken-" in done.stderr
@@ -137,7 +152,10 @@ def test_disabled_broken_plugins_are_not_imported(broken_venv: Path) -> None:
     }
     done = subprocess.run(
         [str(broken_venv), "-m", "sedna_core.cli.main", "plugins", "list", "--json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     statuses = {p["name"]: p["status"] for p in json.loads(done.stdout)}

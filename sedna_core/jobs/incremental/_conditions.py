@@ -100,7 +100,9 @@ class Condition:
         return self.text
 
 
-def parse_condition(spec: str | Mapping[str, Any] | Condition, *, what: str = "condition") -> Condition:
+def parse_condition(
+    spec: str | Mapping[str, Any] | Condition, *, what: str = "condition"
+) -> Condition:
     """A :class:`Condition` from Sedna's text or CRD form (a Condition is returned as is).
 
     ``what`` names the setting in error messages (e.g. ``"SEDNA_IL_DEPLOY_RULE"``).

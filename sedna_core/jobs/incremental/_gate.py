@@ -31,10 +31,12 @@ from sedna_core.datasources import as_xy
 from sedna_core.errors import BackendError, ConfigError
 from sedna_core.jobs.incremental._conditions import Condition, parse_condition
 
-__all__ = ["DeployGate", "GateDecision", "Rule"]
+__all__ = ["DeployGate", "GateDecision", "GateResult", "Rule"]
 
 #: a condition (text, CRD mapping or parsed) or ``rule(candidate_scores, serving_scores)``
-Rule = str | Mapping[str, Any] | Condition | Callable[[Mapping[str, float], Mapping[str, float]], bool]
+Rule = (
+    str | Mapping[str, Any] | Condition | Callable[[Mapping[str, float], Mapping[str, float]], bool]
+)
 
 _PAIRED = ("n_eval", "wins", "losses", "paired_z")
 
@@ -66,6 +68,18 @@ class GateDecision:
     def from_dict(cls, doc: Mapping[str, Any]) -> GateDecision:
         names = {f.name for f in attrs.fields(cls)}
         return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+@attrs.frozen
+class GateResult:
+    """What :meth:`DeployGate.evaluate` found."""
+
+    passed: bool
+    reason: str
+    candidate_scores: dict[str, float] = attrs.field(factory=dict)
+    serving_scores: dict[str, float] = attrs.field(factory=dict)
+    values: dict[str, float] = attrs.field(factory=dict)
+    n_eval: int = 0
 
 
 @attrs.frozen
@@ -151,38 +165,45 @@ class DeployGate:
 
     # -- deciding ---------------------------------------------------------------------------
 
-    def evaluate(
-        self, candidate: Any, serving: Any | None, data: Any
-    ) -> tuple[bool, str, dict[str, float], dict[str, float], dict[str, float], int]:
-        """Score both models on ``data`` and apply the rule.
+    def evaluate(self, candidate: Any, serving: Any | None, data: Any) -> GateResult:
+        """Score both models (backends) on ``data`` and apply the rule.
 
-        Returns ``(passed, reason, candidate_scores, serving_scores, values, n_eval)``.
+        A candidate that cannot predict raises (the caller rejects it); a serving model that
+        cannot predict (e.g. never fitted) counts as no serving model.
         """
         x, y = self._xy(data)
         n = len(y)
         if n < self.min_eval_size:
-            return (
+            return GateResult(
                 False,
                 f"held-out data has {n} samples; the gate needs at least {self.min_eval_size}",
-                {},
-                {},
-                {},
-                n,
+                n_eval=n,
             )
         cand = self._score(candidate, x, y)
-        serv = self._score(serving, x, y) if serving is not None else None
+        serv, note = None, "no serving model"
+        if serving is not None:
+            try:
+                serv = self._score(serving, x, y)
+            except Exception as exc:
+                note = f"the serving model cannot predict ({type(exc).__name__}: {exc})"
         values = self._values(cand, serv, n)
         if serv is None:
-            passed = self._first_model_passes(cand.scores, values)
+            passed = self._first_model_passes(values)
             verdict = "passes" if passed else "fails"
-            reason = f"no serving model; candidate {verdict} the rule's absolute terms"
-            return passed, reason, cand.scores, {}, values, n
+            return GateResult(
+                passed,
+                f"{note}; candidate {verdict} the rule's absolute terms",
+                cand.scores,
+                {},
+                values,
+                n,
+            )
         if isinstance(self.rule, Condition):
             passed = self.rule.evaluate(values)
         else:
             passed = bool(self.rule(dict(cand.scores), dict(serv.scores)))
         reason = f"rule {self.rule_text!r} {'passed' if passed else 'failed'}"
-        return passed, reason, cand.scores, serv.scores, values, n
+        return GateResult(passed, reason, cand.scores, serv.scores, values, n)
 
     def _values(self, cand: _Scored, serv: _Scored | None, n: int) -> dict[str, float]:
         values: dict[str, float] = {"n_eval": float(n)}
@@ -195,10 +216,12 @@ class DeployGate:
             wins = int(np.sum(cand.correct & ~serv.correct))
             losses = int(np.sum(~cand.correct & serv.correct))
             values["wins"], values["losses"] = float(wins), float(losses)
-            values["paired_z"] = (wins - losses) / math.sqrt(wins + losses) if wins + losses else 0.0
+            values["paired_z"] = (
+                (wins - losses) / math.sqrt(wins + losses) if wins + losses else 0.0
+            )
         return values
 
-    def _first_model_passes(self, scores: Mapping[str, float], values: Mapping[str, float]) -> bool:
+    def _first_model_passes(self, values: Mapping[str, float]) -> bool:
         if not isinstance(self.rule, Condition):
             return True
 

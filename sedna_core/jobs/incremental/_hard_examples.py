@@ -285,7 +285,9 @@ class HardExampleStore:
                     xs = xs[: max(free, 0)]
                     ys = None if ys is None else ys[: len(xs)]
                     if refused:
-                        log.warning("hard-example store full: refusing new samples", refused=refused)
+                        log.warning(
+                            "hard-example store full: refusing new samples", refused=refused
+                        )
                     if len(xs) == 0:
                         self._save()
                         return np.empty(0, dtype=np.int64)

@@ -204,7 +204,9 @@ def read_hot_update_config(path: str | os.PathLike[str]) -> tuple[str, str]:
             f"{type(exc).__name__}: {exc}"
         ) from exc
     if not isinstance(model_path, str) or not model_path:
-        raise ArtifactError(f"hot-update config: model_path must be a path or URL, not {model_path!r}")
+        raise ArtifactError(
+            f"hot-update config: model_path must be a path or URL, not {model_path!r}"
+        )
     return model_path, str(version)
 
 

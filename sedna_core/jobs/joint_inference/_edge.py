@@ -21,13 +21,12 @@ from sedna_core.errors import ConfigError, JobError
 from sedna_core.jobs._base import JobBase
 from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
 from sedna_core.jobs.joint_inference._cloud import CloudClient, CloudReply
-from sedna_core.jobs.joint_inference._protocol import check_job_name
+from sedna_core.jobs.joint_inference._protocol import as_numeric_array, check_job_name
 from sedna_core.jobs.joint_inference._stats import InferenceStats, StatsCounter
 
 __all__ = ["JointInference"]
 
 HEM_KIND = "hard_example_mining"
-_NO_CHANGE = object()
 
 
 @attrs.frozen
@@ -35,6 +34,7 @@ class _Edge:
     """A step of an inference plan: run the edge model on ``data``."""
 
     data: Any
+    kwargs: dict[str, Any]
 
 
 @attrs.frozen
@@ -73,6 +73,8 @@ class JointInference(JobBase):
         Seconds to wait for the cloud before answering from the edge (default 1).
     token
         Bearer token of the big-model service (``SEDNA_TOKEN``).
+    job_name
+        The service's name, the URL segment of its API (``JOB_NAME``, default ``sedna``).
     model_path
         Model file to load into ``estimator``.
     backend, plugin_manager, clock
@@ -100,6 +102,7 @@ class JointInference(JobBase):
         mining_mode: str | None = None,
         cloud_timeout: float | None = None,
         token: str | None = None,
+        job_name: str | None = None,
         model_path: str | None = None,
         backend: str | None = None,
         plugin_manager: Any = None,
@@ -119,6 +122,7 @@ class JointInference(JobBase):
             "mining_mode": mining_mode,
             "cloud_timeout": cloud_timeout,
             "token": token,
+            "job_name": job_name,
         }
         if config is None:
             config = JointInferenceConfig.from_env(**explicit)
@@ -200,7 +204,7 @@ class JointInference(JobBase):
     def inference(
         self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
     ) -> list[Any]:
-        """Infer one request; returns ``[is_hard_example, final_result, edge_result, cloud_result]``.
+        """Infer one request: ``[is_hard_example, final_result, edge_result, cloud_result]``.
 
         ``data`` is one request as the edge model takes it; the miner judges the (post-processed)
         edge result as a whole (``mining-then-inference``: the raw ``data``), and a hard request
@@ -265,7 +269,7 @@ class JointInference(JobBase):
             while True:
                 step = plan.send(reply)
                 if isinstance(step, _Edge):
-                    reply = self._edge_predict(step.data)
+                    reply = self._edge_predict(step)
                 else:
                     reply = self.cloud.call(step.data, step.expected)
         except StopIteration as done:
@@ -277,17 +281,16 @@ class JointInference(JobBase):
             while True:
                 step = plan.send(reply)
                 if isinstance(step, _Edge):
-                    reply = await asyncio.to_thread(self._edge_predict, step.data)
+                    reply = await asyncio.to_thread(self._edge_predict, step)
                 else:
                     reply = await self.cloud.acall(step.data, step.expected)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    def _edge_predict(self, data: Any) -> Any:
-        data, kwargs = data
+    def _edge_predict(self, step: _Edge) -> Any:
         if self.estimator is None:
             raise JobError("JointInference has no estimator to infer on the edge; pass one")
-        return self.estimator.predict(data, **kwargs)
+        return self.estimator.predict(step.data, **step.kwargs)
 
     # -- plans: what to do, independent of how calls are made ---------------------------------
     def _plan_one(
@@ -300,7 +303,7 @@ class JointInference(JobBase):
             is_hard = bool(miner(data))
             final = None
         else:
-            edge_result = yield _Edge((data, kwargs))
+            edge_result = yield _Edge(data, kwargs)
             final = post(edge_result)
             is_hard = bool(miner(final)) if miner is not None else False
         ok = failed = 0
@@ -311,8 +314,8 @@ class JointInference(JobBase):
                 ok = 1
             else:
                 failed = 1
-        if final is None and cloud_result is None:  # mining-then-inference: edge when needed
-            edge_result = yield _Edge((data, kwargs))
+        if self.mining_mode == MINING_THEN_INFERENCE and not ok:  # the edge answers after all
+            edge_result = yield _Edge(data, kwargs)
             final = post(edge_result)
         self._count(1, int(is_hard), ok, failed)
         return [is_hard, final, edge_result, cloud_result]
@@ -330,7 +333,7 @@ class JointInference(JobBase):
         if first:
             is_hard = _decisions(miner.mine(samples), n)
         else:
-            edge_result = yield _Edge((samples, kwargs))
+            edge_result = yield _Edge(samples, kwargs)
             processed = post(edge_result)
             is_hard = (
                 _decisions(miner.mine(processed), n)
@@ -349,9 +352,9 @@ class JointInference(JobBase):
             edge_idx = np.flatnonzero(~is_hard) if reply.ok else np.arange(n)
             edge_result = [None] * n
             if edge_idx.size:
-                sub = yield _Edge((_take(samples, edge_idx), kwargs))
+                sub = yield _Edge(_take(samples, edge_idx), kwargs)
                 for j, i in enumerate(edge_idx):
-                    edge_result[i] = _row(sub, j)
+                    edge_result[i] = sub[j]
                 parts.append((edge_idx, post(sub)))
         else:
             parts.append((np.arange(n), processed))
@@ -413,19 +416,18 @@ def _take(samples: Any, idx: np.ndarray) -> Any:
     return [samples[int(i)] for i in idx]
 
 
-def _row(container: Any, j: int) -> Any:
-    return container[j]
-
-
 def _assemble(n: int, parts: Sequence[tuple[np.ndarray, Any]]) -> Any:
     """Rows from several containers put back in sample order: an array when they all are
     arrays with the same row shape, else a list."""
-    arrays = [np.asarray(rows) if isinstance(rows, np.ndarray) else None for _, rows in parts]
-    shapes = {a.shape[1:] for a in arrays if a is not None}
-    if all(a is not None and a.dtype.kind in "biuf" for a in arrays) and len(shapes) == 1:
-        dtype = np.result_type(*[a for a in arrays if a is not None])
-        out = np.empty((n, *shapes.pop()), dtype=dtype)
-        for (idx, _), a in zip(parts, arrays, strict=True):
+    for idx, rows in parts:
+        if len(rows) != len(idx):
+            raise JobError(f"a model returned {len(rows)} results for {len(idx)} samples")
+    arrays = [as_numeric_array(rows) for _, rows in parts]
+    shapes = {a.shape[1:] for a in arrays if a is not None and a.ndim >= 1}
+    if all(a is not None and a.ndim >= 1 for a in arrays) and len(shapes) == 1:
+        numeric = [a for a in arrays if a is not None]
+        out = np.empty((n, *shapes.pop()), dtype=np.result_type(*numeric))
+        for (idx, _), a in zip(parts, numeric, strict=True):
             out[idx] = a
         return out
     rows: list[Any] = [None] * n

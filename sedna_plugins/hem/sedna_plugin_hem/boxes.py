@@ -45,11 +45,17 @@ def _scores(result: Any) -> np.ndarray | None:
 
 class _BoxMiner(BaseHardExampleMiner):
     invalid_is_hard: bool
-    example_results: ClassVar[list[Any]] = [
-        [[0, 0, 10, 10, 0.9, 1], [5, 5, 20, 20, 0.2, 0]],
-        [[0, 0, 10, 10, 0.95, 1]],
-        [],
-    ]
+
+    @classmethod
+    def _conformance_examples(cls) -> list[dict[str, Any]]:
+        return [{}, {"invalid_is_hard": True}]
+
+    @classmethod
+    def _conformance_inputs(cls) -> list[Any]:
+        low, high = [0, 0, 10, 10, 0.2, 1], [5, 5, 20, 20, 0.9, 0]
+        dense = np.array([[low, high], [high, high], [low, low]], dtype=np.float64)
+        ragged = [[low, high], [high], [], [[0, 0, 1, 1]], [low, [0, 0, 1, 1, 0.3]]]
+        return [dense, list(dense), ragged]
 
     def _decide(self, scores: np.ndarray, sample: np.ndarray, n: int) -> np.ndarray:
         """Decisions for ``n`` valid samples; ``sample[i]`` is the sample of ``scores[i]``."""

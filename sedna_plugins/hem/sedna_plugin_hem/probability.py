@@ -62,8 +62,17 @@ class _ProbabilityMiner(BaseHardExampleMiner):
     """Shared validation and batching; subclasses give :meth:`_hard_rows`."""
 
     invalid_is_hard: bool
-    #: example inputs for the conformance kit and the docs
-    example_results: ClassVar[list[Any]] = [[0.5, 0.5], [0.9, 0.1], [1.0], [0.0, 1.0, 0.0]]
+
+    @classmethod
+    def _conformance_examples(cls) -> list[dict[str, Any]]:
+        return [{}, {"invalid_is_hard": True}]
+
+    @classmethod
+    def _conformance_inputs(cls) -> list[Any]:
+        rng = np.random.default_rng(0)
+        probs = rng.dirichlet(np.ones(4), size=16)
+        probs[:3] = [[1.0, 0.0, 0.0, 0.0], [0.25] * 4, [np.nan, 0.5, 0.5, 0.0]]
+        return [probs, list(probs), probs[:1], [[0.5, 0.5], [1.0], [], [1.2, -0.2]]]
 
     def _hard_rows(self, p: np.ndarray) -> np.ndarray:
         """Decisions for valid rows of a ``(n, K)`` matrix with K >= 1."""

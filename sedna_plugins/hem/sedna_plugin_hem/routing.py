@@ -43,7 +43,10 @@ class RandomFilter(BaseHardExampleMiner):
     """
 
     name: ClassVar[str] = "Random"
-    example_results: ClassVar[list[Any]] = [[0.2, 0.8], None, "text"]
+
+    @classmethod
+    def _conformance_examples(cls) -> list[dict[str, Any]]:
+        return [{"seed": 0}, {"random_ratio": 0.5, "seed": 2**40}]
 
     def __init__(self, random_ratio: float = 0.3, seed: int | None = None) -> None:
         self.random_ratio = check_threshold(
@@ -83,7 +86,6 @@ class CloudOnlyFilter(BaseHardExampleMiner):
     """Sedna's ``CloudOnly``: every sample is hard (everything goes to the cloud)."""
 
     name: ClassVar[str] = "CloudOnly"
-    example_results: ClassVar[list[Any]] = [[0.2, 0.8], None]
 
     def __init__(self) -> None:
         pass
@@ -99,7 +101,6 @@ class EdgeOnlyFilter(BaseHardExampleMiner):
     """Sedna's ``EdgeOnly``: no sample is hard (everything stays on the edge)."""
 
     name: ClassVar[str] = "EdgeOnly"
-    example_results: ClassVar[list[Any]] = [[0.2, 0.8], None]
 
     def __init__(self) -> None:
         pass

@@ -152,9 +152,10 @@ class XGBoostBackend(BaseBackend):
     def evaluate(
         self, data: Any, metrics: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> dict[str, float]:
+        from sklearn.base import is_classifier
+
         x, y = as_xy(data)
-        model = self._fitted()
-        classifier = getattr(model, "_estimator_type", "") == "classifier"
+        classifier = is_classifier(self._fitted())
         proba = (lambda: self.predict_proba(x)) if classifier else None
         return compute_metrics(
             y,

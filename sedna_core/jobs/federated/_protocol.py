@@ -1,0 +1,185 @@
+"""The aggregation protocol: JSON control frames and binary weight frames over one websocket.
+
+Every control frame is a JSON object with ``"v": PROTOCOL_VERSION`` and a ``"type"``. Weights
+follow a control frame that announces them (``"weights": true`` and their ``"tensors"``) as
+binary frames from :func:`sedna_core.wire.encode_chunks`, each at most ``chunk_bytes`` of data,
+in order. See ``docs/federated-learning.md`` for the sequence diagrams.
+
+Client -> server: ``join``, ``update`` (+ frames), ``evaluation``, ``failed``, ``leave``.
+Server -> client: ``welcome``, ``round`` (+ frames), ``accepted``, ``rejected``, ``late``,
+``result``, ``stop`` (+ frames), ``error`` (then the server closes the connection).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from sedna_core.algorithms.aggregation import InvalidUpdateError, TensorSpec
+from sedna_core.wire import SUPPORTED_DTYPES, encode_chunks
+
+__all__ = [
+    "CLOSE_PROTOCOL",
+    "CLOSE_REPLACED",
+    "CLOSE_UNAUTHORIZED",
+    "MAX_CONTROL_BYTES",
+    "PROTOCOL_VERSION",
+    "ProtocolError",
+    "clean_metrics",
+    "control",
+    "parse_control",
+    "parse_specs",
+    "specs_json",
+    "weight_frames",
+]
+
+PROTOCOL_VERSION = 1
+#: websocket close codes (4000-4999 are the application's)
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_PROTOCOL = 4400
+CLOSE_REPLACED = 4409
+CLOSE_FAILED = 4500
+#: a control frame larger than this is refused (weights never travel in control frames)
+MAX_CONTROL_BYTES = 1 << 20
+#: the metrics one update may carry
+MAX_METRICS = 64
+
+
+class ProtocolError(InvalidUpdateError):
+    """A control frame is not valid JSON, lacks a field or has the wrong version."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("malformed", message)
+
+
+def control(kind: str, **fields: Any) -> str:
+    """A control frame's text."""
+    return json.dumps({"v": PROTOCOL_VERSION, "type": kind, **fields}, allow_nan=False)
+
+
+def parse_control(text: str) -> dict[str, Any]:
+    """The control frame in ``text``; :class:`ProtocolError` when it is not one we read."""
+    if len(text) > MAX_CONTROL_BYTES:
+        raise ProtocolError(f"control frame of {len(text)} bytes exceeds {MAX_CONTROL_BYTES}")
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"control frame is not JSON: {exc}") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise ProtocolError("control frame must be a JSON object with a string 'type'")
+    if msg.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"protocol version {msg.get('v')!r} is not supported (this side speaks "
+            f"{PROTOCOL_VERSION}); upgrade the older side"
+        )
+    return msg
+
+
+def field(msg: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    """``msg[name]`` checked against ``kind`` (bools are never ints here)."""
+    value = msg.get(name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ProtocolError(f"'{msg.get('type')}' frame: field {name!r} is missing or not {kind}")
+    return value
+
+
+def specs_json(specs: Sequence[TensorSpec]) -> list[dict[str, Any]]:
+    return [
+        {"name": s.name, "dtype": s.dtype.newbyteorder("<").str, "shape": list(s.shape)}
+        for s in specs
+    ]
+
+
+def parse_specs(items: Any, *, max_bytes: int) -> list[TensorSpec]:
+    """Tensor specs announced by a peer, bounded before anything is allocated."""
+    if not isinstance(items, list) or not items:
+        raise InvalidUpdateError("malformed", "'tensors' must be a non-empty list")
+    specs = []
+    total = 0
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidUpdateError("malformed", f"tensor {i}: descriptor must be an object")
+        name, dtype, shape = item.get("name"), item.get("dtype"), item.get("shape")
+        if name is not None and not isinstance(name, str):
+            raise InvalidUpdateError("malformed", f"tensor {i}: name must be a string")
+        if dtype not in SUPPORTED_DTYPES:
+            raise InvalidUpdateError("dtype", f"tensor {i}: unsupported dtype {dtype!r}")
+        if (
+            not isinstance(shape, list)
+            or len(shape) > 32
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
+            raise InvalidUpdateError("shape", f"tensor {i}: bad shape {shape!r}")
+        spec = TensorSpec(name, np.dtype(dtype), shape)
+        total += math.prod(shape) * spec.dtype.itemsize
+        if total > max_bytes:
+            raise InvalidUpdateError(
+                "size", f"the tensors announced exceed {max_bytes} bytes (the model size limit)"
+            )
+        specs.append(spec)
+    return specs
+
+
+def check_specs(got: Sequence[TensorSpec], expected: Sequence[TensorSpec]) -> None:
+    """An update's announced tensors must be the global model's: count, names, dtypes, shapes."""
+    if len(got) != len(expected):
+        raise InvalidUpdateError(
+            "count", f"update has {len(got)} tensors, the global model has {len(expected)}"
+        )
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        if g.name is not None and e.name is not None and g.name != e.name:
+            raise InvalidUpdateError(
+                "name", f"tensor {i} is named {g.name!r}, the global model's is {e.name!r}"
+            )
+        if g.dtype != e.dtype:
+            raise InvalidUpdateError(
+                "dtype", f"tensor {i}: dtype {g.dtype}, the global model has {e.dtype}"
+            )
+        if g.shape != e.shape:
+            raise InvalidUpdateError(
+                "shape",
+                f"tensor {i}: shape {list(g.shape)}, the global model has {list(e.shape)}",
+            )
+
+
+def clean_metrics(value: Any) -> dict[str, float]:
+    """Finite numeric metrics from a peer (anything else dropped), at most :data:`MAX_METRICS`."""
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, float] = {}
+    for key, v in value.items():
+        if len(out) >= MAX_METRICS:
+            break
+        if isinstance(key, str) and len(key) <= 64 and isinstance(v, int | float):
+            if not isinstance(v, bool) and math.isfinite(v):
+                out[key] = float(v)
+    return out
+
+
+def numeric_metrics(result: Any) -> dict[str, float]:
+    """Numbers from what a backend's train/evaluate returned (the last value of histories)."""
+    history = getattr(result, "history", result)  # a Keras History object
+    if not isinstance(history, Mapping):
+        return {}
+    out: dict[str, float] = {}
+    for key, value in history.items():
+        if isinstance(value, list | tuple) and value:
+            value = value[-1]
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isfinite(value):
+                out[str(key)] = float(value)
+    return out
+
+
+async def weight_frames(
+    weights: Sequence[np.ndarray], chunk_bytes: int
+) -> AsyncIterator[bytes]:
+    """Binary frames of ``weights``, produced lazily (one chunk in memory at a time)."""
+    for frame in encode_chunks(list(weights), chunk_bytes=chunk_bytes):
+        yield frame

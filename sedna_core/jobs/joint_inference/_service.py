@@ -1,0 +1,333 @@
+"""The cloud side of joint inference: ``BigModelService``."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Self
+
+import attrs
+import numpy as np
+from aiohttp import web
+
+from sedna_core import wire
+from sedna_core.clock import Clock
+from sedna_core.config import JobConfig
+from sedna_core.config.joint_inference import BigModelServiceConfig
+from sedna_core.errors import ConfigError, JobError
+from sedna_core.jobs._base import JobBase
+from sedna_core.jobs.joint_inference._protocol import (
+    JSON_CONTENT_TYPE,
+    as_numeric_array,
+    check_job_name,
+    encode_result,
+    info_path,
+    predict_path,
+)
+from sedna_core.service import METRICS_KEY, ServiceRunner, create_app, json_error
+
+__all__ = ["BigModelService"]
+
+
+class BigModelService(JobBase):
+    """Serves the big model for :class:`JointInference` edges (Sedna's ``BigModelService``).
+
+    ``POST /{job_name}/predict`` takes Sedna's JSON ``{"data": [...]}`` and answers
+    ``{"result": [...]}``, or the same with sedna-core's binary tensor format
+    (``Content-Type: application/x-sedna-tensors``). ``GET /{job_name}`` lists the routes;
+    ``/healthz`` and ``/metrics`` come from the service base, with its token authentication,
+    TLS and request-size limit. Predictions run in worker threads, so the service answers health
+    checks and other clients while the model computes.
+
+    Parameters
+    ----------
+    estimator
+        The big model (instance, class or factory; any backend).
+    config
+        Job settings (``JOB_NAME``, ``MODEL_URL``...); from the environment by default.
+    service_config
+        Bind and protection settings (``BIG_MODEL_BIND_IP``/``BIG_MODEL_BIND_PORT``,
+        ``SEDNA_TOKEN``, TLS, limits); from the environment by default.
+    host, port, token, job_name, workers
+        Override the two configurations.
+    model_path
+        Model file loaded into ``estimator`` on :meth:`start` (else ``MODEL_URL`` when set,
+        else the estimator is used as it is).
+    input_shape, input_dtype
+        What one sample looks like (e.g. ``(64,)``, ``"float32"``; None entries match any
+        size). Requests whose data do not fit get a 400 saying what was expected; data are
+        cast to ``input_dtype``. Without ``input_shape``, a model with scikit-learn's
+        ``n_features_in_`` gets ``(n_features_in_,)``.
+    backend, plugin_manager, clock
+        See :class:`~sedna_core.jobs._base.JobBase`.
+    """
+
+    job_kind = "jointinferenceservice"
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        config: JobConfig | None = None,
+        service_config: BigModelServiceConfig | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        token: str | None = None,
+        job_name: str | None = None,
+        workers: int | None = None,
+        model_path: str | None = None,
+        input_shape: Sequence[int | None] | None = None,
+        input_dtype: str | np.dtype[Any] | None = None,
+        backend: str | None = None,
+        plugin_manager: Any = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if config is None:
+            config = JobConfig.from_env(job_name=job_name)
+        elif job_name is not None:
+            config = attrs.evolve(config, job_name=job_name)
+        check_job_name(config.job_name)
+        overrides = {"host": host, "port": port, "token": token, "workers": workers}
+        if service_config is None:
+            service_config = BigModelServiceConfig.from_env(**overrides)
+        else:
+            service_config = attrs.evolve(
+                service_config, **{k: v for k, v in overrides.items() if v is not None}
+            )
+        super().__init__(
+            estimator, config=config, backend=backend, plugin_manager=plugin_manager, clock=clock
+        )
+        if self.estimator is None:
+            raise JobError("BigModelService needs an estimator (the big model) to serve")
+        self.service_config = service_config
+        self.model_path = model_path
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        try:
+            self.input_dtype = None if input_dtype is None else np.dtype(input_dtype)
+        except TypeError as exc:
+            raise ConfigError("input_dtype", input_dtype, "a numpy dtype name") from exc
+        self._loaded = False
+        self._runner: ServiceRunner | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # -- Sedna's API -------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the model file (``model_path``, else ``MODEL_URL``) once, if there is one."""
+        if self._loaded:
+            return
+        path = self.model_path
+        if path is None and self.config.model_url:
+            from sedna_core.artifacts import resolve_model_path
+
+            path = resolve_model_path(self.config, self.estimator.default_model_file)
+        if path is not None:
+            self.estimator.load(path)
+        self._loaded = True
+
+    def inference(
+        self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
+    ) -> Any:
+        """The big model's answer for ``data`` (what the service computes per request)."""
+        result = self.estimator.predict(data, **kwargs)
+        return post_process(result) if post_process is not None else result
+
+    def start(self, block: bool = True) -> Self:
+        """Load the model and serve.
+
+        ``block=True`` (Sedna's behaviour) serves until SIGINT/SIGTERM; ``block=False`` serves
+        from a background thread and returns once listening (stop with :meth:`stop`, or use the
+        service as a context manager).
+        """
+        with self._lock:
+            if self._runner is not None:
+                raise JobError("this BigModelService is already started")
+            self.load()
+            if self.input_shape is None:
+                n_features = getattr(self.estimator.model, "n_features_in_", None)
+                if isinstance(n_features, int | np.integer):
+                    self.input_shape = (int(n_features),)
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.service_config.workers, thread_name_prefix="sedna-predict"
+            )
+            self._runner = ServiceRunner(self.build_app(), self.service_config)
+        if block:
+            try:
+                self._runner.run_forever()
+            finally:
+                self._release()
+            return self
+        try:
+            self._runner.start_in_background()
+        except BaseException:
+            self._release()
+            raise
+        self.log.info("big model service listening", url=self.predict_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (in-flight requests finish first); safe to call twice."""
+        runner = self._runner
+        if runner is not None:
+            runner.stop_background()
+        self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            executor, self._executor, self._runner = self._executor, None, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
+
+    @property
+    def url(self) -> str:
+        """``http(s)://host:port`` of the running service."""
+        if self._runner is None:
+            raise JobError("the service is not started")
+        return self._runner.url
+
+    @property
+    def port(self) -> int:
+        if self._runner is None:
+            raise JobError("the service is not started")
+        return self._runner.port
+
+    @property
+    def predict_url(self) -> str:
+        return self.url + predict_path(self.config.job_name)
+
+    # -- the HTTP application ----------------------------------------------------------------
+    def build_app(self) -> web.Application:
+        """The aiohttp application (service base + Sedna's routes), for embedding or tests."""
+        name = self.config.job_name
+        app = create_app(name=name, config=self.service_config, clock=self.clock)
+        metrics = app[METRICS_KEY]
+        samples_total = metrics.counter(
+            "sedna_ji_predict_samples_total", "Samples predicted by the big model", ["format"]
+        )
+        predict_seconds = metrics.histogram(
+            "sedna_ji_predict_seconds", "Time the big model spent per request"
+        )
+
+        async def info(request: web.Request) -> web.Response:
+            # Sedna's shape: one entry per route, named after its handler
+            routes = [
+                {"path": r.resource.canonical, "name": getattr(r.handler, "__name__", r.method)}
+                for r in request.app.router.routes()
+                if r.resource is not None and r.method != "HEAD"
+            ]
+            return web.json_response({"infos": routes})
+
+        async def predict(request: web.Request) -> web.Response:
+            binary = request.content_type == wire.CONTENT_TYPE
+            if binary:
+                data = _tensor_data(await request.read())
+            elif request.content_type in (JSON_CONTENT_TYPE, "text/plain"):
+                data = _json_data(await request.read())
+            else:
+                raise json_error(
+                    415,
+                    "unsupported_media_type",
+                    f'send Content-Type {JSON_CONTENT_TYPE} with {{"data": [...]}}, or '
+                    f"{wire.CONTENT_TYPE} with a 'data' tensor; got {request.content_type!r}",
+                )
+            x = self._validate(data)
+            started = self.clock.monotonic()
+            executor = self._executor
+            if executor is None:
+                raise json_error(503, "unavailable", "the service is stopping; retry elsewhere")
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    executor, self.inference, x
+                )
+            except (ValueError, TypeError) as exc:
+                raise json_error(
+                    400, "invalid_input", f"the model rejected the data: {exc}"
+                ) from None
+            predict_seconds.observe(max(0.0, self.clock.monotonic() - started))
+            samples_total.inc(
+                float(len(x)) if hasattr(x, "__len__") else 1.0,
+                format="binary" if binary else "json",
+            )
+            try:
+                body, content_type = encode_result(result, binary)
+            except (TypeError, ValueError) as exc:
+                raise json_error(
+                    500, "internal_error", f"the model's result cannot be sent: {exc}"
+                ) from None
+            return web.Response(body=body, headers={"Content-Type": content_type})
+
+        app.router.add_get(info_path(name), info)
+        app.router.add_post(predict_path(name), predict)
+        return app
+
+    def _expected(self) -> str:
+        shape = ", ".join("*" if d is None else str(d) for d in self.input_shape or ())
+        dims = f"(n, {shape})" if self.input_shape else "an array"
+        dtype = f" of {self.input_dtype} numbers" if self.input_dtype is not None else ""
+        return f"{dims}{dtype}"
+
+    def _validate(self, data: Any) -> Any:
+        """The request's data as the model takes it, or a 400 that says what was expected."""
+        arr = as_numeric_array(data)
+        if arr is None:
+            if isinstance(data, np.ndarray) or self.input_shape or self.input_dtype is not None:
+                got = f"dtype {data.dtype}" if isinstance(data, np.ndarray) else "non-numeric data"
+                raise json_error(400, "invalid_input", f"expected {self._expected()}; got {got}")
+            return data  # Sedna's contract: the model gets the JSON list as it came
+        if self.input_dtype is not None and not np.can_cast(
+            arr.dtype, self.input_dtype, "same_kind"
+        ):
+            raise json_error(
+                400, "invalid_input", f"expected {self._expected()}; got dtype {arr.dtype}"
+            )
+        if self.input_shape is not None:
+            fits = arr.ndim == len(self.input_shape) + 1 and all(
+                want is None or want == got
+                for want, got in zip(self.input_shape, arr.shape[1:], strict=True)
+            )
+            if not fits or arr.shape[0] == 0:
+                raise json_error(
+                    400, "invalid_input", f"expected {self._expected()}; got shape {arr.shape}"
+                )
+        if self.input_dtype is not None and arr.dtype != self.input_dtype:
+            arr = arr.astype(self.input_dtype)
+        return arr
+
+    # -- context manager: serve in the background ----------------------------------------------
+    def __enter__(self) -> Self:
+        if self._runner is None:
+            self.start(block=False)
+        return self
+
+
+def _tensor_data(body: bytes) -> np.ndarray:
+    tensors = wire.decode(body)  # WireFormatError -> 400 (service base)
+    if isinstance(tensors, dict):
+        if "data" in tensors:
+            return tensors["data"]
+    elif len(tensors) == 1:
+        return tensors[0]
+    raise json_error(400, "invalid_input", "the tensor message must hold one tensor named 'data'")
+
+
+def _json_data(body: bytes) -> Any:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise json_error(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or "data" not in doc:
+        raise json_error(
+            400, "invalid_input", 'expected a JSON object {"data": [...]} (Sedna\'s body)'
+        )
+    if not isinstance(doc["data"], list):
+        raise json_error(
+            400, "invalid_input", f"'data' must be a list, got {type(doc['data']).__name__}"
+        )
+    return doc["data"]

@@ -1,0 +1,181 @@
+"""A blocking client of the knowledge-base service (timeouts and bounded retries included)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sedna_core.clock import Clock
+from sedna_core.errors import IntegrityError, KnowledgeBaseError, RemoteError
+from sedna_core.knowledge_base._index import validate_index
+from sedna_core.knowledge_base._server import PREFIX
+from sedna_core.service import HttpClient, SyncClient
+
+__all__ = ["KnowledgeBaseClient"]
+
+
+class KnowledgeBaseClient:
+    """Talks to ``sedna serve kb`` at ``base_url`` (Sedna's ``KB_SERVER``).
+
+    Parameters
+    ----------
+    base_url
+        ``http(s)://host:port`` (a trailing ``/knowledgebase`` is accepted).
+    token, ca_file
+        Bearer token and CA bundle for a protected service.
+    timeout, retries
+        Seconds of silence before a call fails, and extra attempts on retryable failures.
+    clock
+        Time source for retry back-off.
+
+    Errors: :class:`~sedna_core.errors.ServiceUnavailableError` when the service cannot be
+    reached, :class:`~sedna_core.errors.RemoteError` when it refuses a request.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
+        clock: Clock | None = None,
+    ) -> None:
+        base = base_url.rstrip("/")
+        base = base.removesuffix(PREFIX)
+        self.base_url = base
+        self._http = SyncClient(
+            HttpClient(
+                base,
+                token=token,
+                ca_file=ca_file,
+                connect_timeout=min(5.0, timeout),
+                read_timeout=timeout,
+                retries=retries,
+                clock=clock,
+            )
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> KnowledgeBaseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def url(self, relative: str) -> str:
+        """An absolute URL for a KB-relative one (``/knowledgebase/...``)."""
+        return self._http.client.url(relative)
+
+    # -- files -------------------------------------------------------------------------------
+
+    def upload_file(
+        self,
+        source: bytes | str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        format: str | None = None,
+        filename: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a file; returns its record (``name``, ``version``, ``sha256``, ``size``,
+        ``format``, ``filename``, ``url``). The digest answered is checked against ours."""
+        if isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+        else:
+            path = Path(source)
+            data = path.read_bytes()
+            filename = filename or path.name
+        params = {
+            k: v for k, v in (("name", name), ("format", format), ("filename", filename)) if v
+        }
+        record = self._http.post(
+            f"{PREFIX}/file/upload",
+            data=data,
+            params=params,
+            headers={"Content-Type": "application/octet-stream"},
+        ).json()
+        if record.get("sha256") != hashlib.sha256(data).hexdigest():
+            raise IntegrityError(
+                f"the knowledge base stored {record.get('sha256')} for a file whose sha256 is "
+                f"{hashlib.sha256(data).hexdigest()}"
+            )
+        return record
+
+    def download_file(self, ref: str | Mapping[str, Any], dest: str | os.PathLike[str]) -> Path:
+        """Fetch a stored file (a sha256, an artifact name or an artifact reference) to
+        ``dest``, atomically, verified against the expected sha256."""
+        expected = None
+        if isinstance(ref, Mapping):
+            expected = ref["sha256"]
+            key = expected
+        else:
+            key = ref
+            if len(ref) == 64:
+                expected = ref
+        body = self._http.get(f"{PREFIX}/file/download", params={"files": key}).body
+        digest = hashlib.sha256(body).hexdigest()
+        if expected is not None and digest != expected:
+            raise IntegrityError(f"downloaded {key}: sha256 {digest}, expected {expected}")
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+        tmp.write_bytes(body)
+        os.replace(tmp, dest)
+        return dest
+
+    # -- index -------------------------------------------------------------------------------
+
+    def update_index(self, index: Mapping[str, Any]) -> int:
+        """Publish ``index`` (validated here first); returns the version the KB gave it."""
+        doc = validate_index(index)
+        return int(self._http.post(f"{PREFIX}/update", json=doc).json()["version"])
+
+    def latest_version(self) -> int | None:
+        """The latest published index version (None before the first)."""
+        version = self._http.get(f"{PREFIX}/index/version").json()["version"]
+        return None if version is None else int(version)
+
+    def get_index(self, version: int | None = None) -> dict[str, Any]:
+        """A published index (the latest by default), validated."""
+        params = {"version": str(version)} if version is not None else None
+        try:
+            doc = self._http.get(f"{PREFIX}/index", params=params).json()
+        except RemoteError as exc:
+            if exc.status == 404:
+                raise KnowledgeBaseError("the knowledge base has no task index yet") from exc
+            raise
+        return validate_index(doc)
+
+    def update_status(
+        self, tasks: str | Sequence[str], status: int | bool, *, reason: str = ""
+    ) -> dict[str, Any]:
+        """Deploy (1) or withdraw (0) task groups; returns ``{"version", "updated", "unknown"}``."""
+        names = tasks.split(",") if isinstance(tasks, str) else list(tasks)
+        return self._http.post(
+            f"{PREFIX}/update/status",
+            json={"tasks": names, "status": int(bool(status)), "reason": reason},
+        ).json()
+
+    def query(
+        self,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        task: str | None = None,
+        group: str | None = None,
+        deployed: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """Tasks whose attributes include ``attributes``, with group, status and current model."""
+        body: dict[str, Any] = {"attributes": dict(attributes or {})}
+        for key, value in (("task", task), ("group", group), ("deployed", deployed)):
+            if value is not None:
+                body[key] = value
+        return self._http.post(f"{PREFIX}/query", json=body).json()["tasks"]
+
+    def files(self) -> list[dict[str, Any]]:
+        return self._http.get(f"{PREFIX}/files").json()["files"]

@@ -1,0 +1,98 @@
+"""The task index: a JSON document with a published JSON Schema (never a pickle).
+
+:func:`validate_index` checks a document against ``task_index.schema.json`` and the rules a
+schema cannot express (unique task ids and entries); errors name the offending path.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from typing import Any
+
+from sedna_core.errors import KnowledgeBaseError
+
+__all__ = [
+    "INDEX_SCHEMA_NAME",
+    "INDEX_SCHEMA_VERSION",
+    "IndexValidationError",
+    "index_schema",
+    "iter_artifacts",
+    "validate_index",
+]
+
+INDEX_SCHEMA_NAME = "sedna.lifelong.task_index"
+INDEX_SCHEMA_VERSION = 1
+
+
+class IndexValidationError(KnowledgeBaseError, ValueError):
+    """A task index does not follow the schema; ``path`` says where (``seen_task/...``)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        where = f" at {path}" if path else ""
+        super().__init__(f"malformed task index{where}: {message}")
+
+
+@functools.cache
+def index_schema() -> dict[str, Any]:
+    """The task index's JSON Schema (draft 2020-12)."""
+    text = resources.files("sedna_core.knowledge_base").joinpath("task_index.schema.json")
+    return json.loads(text.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    schema = index_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def validate_index(doc: Any) -> dict[str, Any]:
+    """``doc`` if it is a valid task index, else :class:`IndexValidationError`."""
+    if not isinstance(doc, Mapping):
+        raise IndexValidationError(f"expected a JSON object, got {type(doc).__name__}")
+    if doc.get("schema_version") not in (None, INDEX_SCHEMA_VERSION) and isinstance(
+        doc.get("schema_version"), int
+    ):
+        raise IndexValidationError(
+            f"schema_version {doc['schema_version']} is not supported (this sedna-core reads "
+            f"{INDEX_SCHEMA_VERSION}); upgrade sedna-core",
+            "schema_version",
+        )
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        path = "/".join(str(p) for p in first.absolute_path)
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise IndexValidationError(first.message + more, path)
+    for section in ("seen_task", "unseen_task"):
+        ids, entries = set(), set()
+        for g, group in enumerate(doc[section]["task_groups"]):
+            for t, task in enumerate(group["tasks"]):
+                where = f"{section}/task_groups/{g}/tasks/{t}"
+                if task["task_id"] in ids:
+                    raise IndexValidationError(f"task_id {task['task_id']} used twice", where)
+                if task["entry"] in entries:
+                    raise IndexValidationError(f"task entry {task['entry']!r} used twice", where)
+                ids.add(task["task_id"])
+                entries.add(task["entry"])
+    return dict(doc)
+
+
+def iter_artifacts(doc: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(path, artifact reference)`` for every artifact a valid index refers to."""
+    if doc.get("global_model"):
+        yield "global_model", doc["global_model"]
+    for section in ("seen_task", "unseen_task"):
+        for g, group in enumerate(doc[section]["task_groups"]):
+            if group.get("model"):
+                yield f"{section}/task_groups/{g}/model", group["model"]
+            for t, task in enumerate(group["tasks"]):
+                if task.get("samples"):
+                    yield f"{section}/task_groups/{g}/tasks/{t}/samples", task["samples"]
