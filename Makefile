@@ -12,6 +12,10 @@ export FLWR_TELEMETRY_ENABLED = 0
 export FLWR_DISABLE_UPDATE_CHECK = 1
 export HF_HUB_OFFLINE = 1
 export TF_CPP_MIN_LOG_LEVEL = 2
+# Two cores: one BLAS thread per process avoids oversubscription (many tests run servers).
+export OMP_NUM_THREADS = 1
+export OPENBLAS_NUM_THREADS = 1
+export MKL_NUM_THREADS = 1
 
 .PHONY: demo test bench lint wheels clean venv
 

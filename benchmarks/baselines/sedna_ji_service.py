@@ -1,11 +1,13 @@
 """Sedna's big-model service re-created for comparison ("Sedna's way").
 
 Mirrors ``sedna.service.server.inference.InferenceServer`` as used by ``BigModelService``
-(reference §2.1, §10.2): FastAPI + uvicorn in a daemon thread (signal handlers off, keep-alive
-300 s, CORS allow-all), ``POST /{name}/predict`` taking the pydantic body
-``{"data": List, "callback": str | None}`` in a synchronous route (FastAPI runs it in its thread
-pool) and answering ``{"result": model.inference(data)}``; ``GET /{name}`` lists the routes.
-Benchmark use only: no authentication, JSON lists of floats, exactly as Sedna does it.
+(reference §2.1, §10.2; kubeedge/sedna ``lib/sedna/service/server/{base,inference}.py``):
+FastAPI + uvicorn in a thread (signal handlers off, keep-alive 300 s, ``log_level="info"`` so
+uvicorn writes an access-log line per request, CORS allow-all), ``POST /{name}/predict`` taking
+the pydantic body ``{"data": List, "callback": str | None}`` in a synchronous route (FastAPI runs
+it in its thread pool) and answering through ``response_model=ServePredictResult``
+(``{"result": List}``); ``GET /{name}`` lists the routes. Benchmark use only: no
+authentication, JSON lists of floats, as Sedna does it.
 """
 
 from __future__ import annotations
@@ -54,14 +56,17 @@ class SednaInferenceServer:
             data: list  # type: ignore[type-arg]
             callback: str | None = None
 
+        class ServePredictResult(BaseModel):
+            result: list  # type: ignore[type-arg]
+
         def model_info() -> dict[str, Any]:
             return {"infos": [{"path": r.path, "name": r.name} for r in app.routes]}
 
-        def predict(data: InferenceItem) -> dict[str, Any]:
-            return {"result": self.predict(data.data)}
+        def predict(data: InferenceItem) -> ServePredictResult:
+            return ServePredictResult(result=self.predict(data.data))
 
-        # annotations are strings here (postponed evaluation): give FastAPI the real body model
-        predict.__annotations__["data"] = InferenceItem
+        # annotations are strings here (postponed evaluation): give FastAPI the real models
+        predict.__annotations__.update({"data": InferenceItem, "return": ServePredictResult})
 
         app = FastAPI(
             routes=[
@@ -69,6 +74,7 @@ class SednaInferenceServer:
                 APIRoute(
                     f"/{self.servername}/predict",
                     predict,
+                    response_model=ServePredictResult,
                     methods=["POST"],
                     response_class=JSONResponse,
                 ),
@@ -92,7 +98,7 @@ class SednaInferenceServer:
             host=self.host,
             port=self.http_port,
             timeout_keep_alive=300,
-            log_level="warning",
+            log_level="info",  # Sedna's setting: an access-log line per request
         )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # Sedna disables them too

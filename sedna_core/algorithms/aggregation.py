@@ -181,9 +181,7 @@ class ArrayUpdate:
         self.weights = [np.ascontiguousarray(w) for w in weights]
         self.num_samples = num_samples
 
-    def read(
-        self, index: int, start: int, stop: int, out: np.ndarray | None = None
-    ) -> np.ndarray:
+    def read(self, index: int, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         return self.weights[index].reshape(-1)[start:stop]
 
 

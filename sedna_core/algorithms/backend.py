@@ -155,9 +155,13 @@ class BaseBackend(Algorithm, abc.ABC):
         return f"model{self.model_suffix}"
 
     def _model_file(self, path: str | os.PathLike[str]) -> Path:
-        """``path`` itself, or ``path/<default_model_file>`` when it names a folder."""
+        """``path`` itself, or ``path/<default_model_file>`` when it names a folder.
+
+        A folder is an existing directory, a path ending in ``/``, or a path whose last part
+        has no suffix (``MODEL_URL=/models/helmet`` as Sedna's controllers set it).
+        """
         p = Path(path)
-        if p.is_dir() or str(path).endswith((os.sep, "/")):
+        if p.is_dir() or str(path).endswith((os.sep, "/")) or not p.suffix:
             return p / self.default_model_file
         return p
 

@@ -6,6 +6,7 @@ import inspect
 import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -148,6 +149,13 @@ class GenericBackend(BaseBackend):
         if callable(getattr(self.model, "predict_proba", None)):
             proba = lambda: self.predict_proba(x)  # noqa: E731  (only if a metric needs it)
         return compute_metrics(y, self.predict(x), proba=proba, metrics=metrics, task=task)
+
+    def _model_file(self, path: str | os.PathLike[str]) -> Path:
+        """The estimator picks its own format, so only a real folder (or ``.../``) is one."""
+        p = Path(path)
+        if p.is_dir() or str(path).endswith((os.sep, "/")):
+            return p / self.default_model_file
+        return p
 
     def save(self, path: str | os.PathLike[str]) -> str:
         fn = getattr(self.model, "save", None)

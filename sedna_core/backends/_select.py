@@ -127,7 +127,18 @@ def set_backend(
 def _named(estimator: Any, requested: str, pm: SednaPluginManager | None) -> BaseBackend:
     name = backend_name(requested)
     tensorflow = requested.upper() in ("TENSORFLOW", "TF")
-    cls = _resolve(name, pm)
+    try:
+        cls = _resolve(name, pm)
+    except UnknownAlgorithmError as exc:
+        if name == requested:
+            raise
+        raise UnknownAlgorithmError(
+            f"{requested!r} selects the {name!r} backend, which is not installed: {exc}",
+            kind="backend",
+            name=name,
+            available=exc.available,
+            suggestion=exc.suggestion,
+        ) from exc
     # Sedna's TF/torch backends wrapped user classes that drive the framework themselves
     if (
         cls is not GenericBackend
@@ -145,7 +156,7 @@ def _named(estimator: Any, requested: str, pm: SednaPluginManager | None) -> Bas
     try:
         return cls(estimator=estimator)  # type: ignore[call-arg]
     except BackendError as exc:
-        if tensorflow:
+        if tensorflow and TF1_NOTE not in str(exc):
             raise BackendError(f"{exc}. {TF1_NOTE}") from exc
         raise
 

@@ -120,10 +120,10 @@ class AggregationServerConfig(ServiceConfig):
     port: int = setting("AGG_BIND_PORT", default=DEFAULT_AGG_PORT, convert=to_port)
     job_name: str = setting(("JOB_NAME", "SERVICE_NAME"), default="sedna")
     #: algorithm name or ``{"method": ..., "param": {...}}`` (Sedna's example variable)
-    aggregation: Any = setting(
+    aggregation: Any = setting(  # noqa: RUF009  (attrs field; instances are frozen)
         ("AGGREGATION_ALGORITHM", "AGG_ALGORITHM"), default="FedAvg", convert=str
     )
-    aggregation_params: Any = setting("AGG_PARAMETERS", convert=to_json)
+    aggregation_params: Any = setting("AGG_PARAMETERS", convert=to_json)  # noqa: RUF009
     #: training rounds in the job
     exit_round: int = setting("EXIT_ROUND", default=1, convert=to_positive_int)
     #: clients to wait for before each round starts (at most ``round_deadline``)
@@ -131,9 +131,7 @@ class AggregationServerConfig(ServiceConfig):
     #: valid updates a round needs; None means participants_count
     quorum: int | None = setting("AGG_QUORUM", convert=to_positive_int)
     #: seconds a round may take (waiting for clients included) before it closes
-    round_deadline: float = setting(
-        "AGG_ROUND_DEADLINE", default=600.0, convert=to_positive_float
-    )
+    round_deadline: float = setting("AGG_ROUND_DEADLINE", default=600.0, convert=to_positive_float)
     #: fraction of connected clients asked to train each round (seeded selection)
     fraction: float = setting("AGG_FRACTION", default=1.0, convert=to_fraction)
     #: federated evaluation after every N training rounds (0: never)
@@ -142,7 +140,7 @@ class AggregationServerConfig(ServiceConfig):
     seed: int = setting("AGG_SEED", default=0, convert=to_int)
     #: attempts of a round after the first that missed its quorum, before the job fails
     max_retries: int = setting("AGG_MAX_RETRIES", default=3, convert=to_count)
-    client_tokens: dict[str, str] | None = setting(
+    client_tokens: dict[str, str] | None = setting(  # noqa: RUF009
         "AGG_CLIENT_TOKENS", convert=to_client_tokens
     )
     #: artifact store for per-round checkpoints (None: no checkpoints, no resume)
@@ -153,12 +151,14 @@ class AggregationServerConfig(ServiceConfig):
         "AGG_CHUNK_BYTES", default=DEFAULT_CHUNK_BYTES, convert=to_positive_int
     )
     #: largest model accepted when the server has no initial weights and learns them
-    max_model_bytes: int = setting(
-        "AGG_MAX_MODEL_BYTES", default=64 << 30, convert=to_positive_int
-    )
+    max_model_bytes: int = setting("AGG_MAX_MODEL_BYTES", default=64 << 30, convert=to_positive_int)
     heartbeat: float = setting("AGG_HEARTBEAT", default=20.0, convert=to_positive_float)
     #: accept clients speaking Sedna's JSON protocol (subscribe/update_weight/recv_weight)
     sedna_compat: bool = setting("AGG_SEDNA_COMPAT", default=True, convert=to_bool)
+    #: largest websocket frame from a Sedna-protocol client (whole models as JSON text)
+    ws_size: int = setting("AGG_WS_SIZE", default=32 << 20, convert=to_positive_int)
+    #: resume from the latest checkpoint in checkpoint_dir when there is one
+    resume: bool = setting("AGG_RESUME", default=True, convert=to_bool)
     #: seconds to keep serving the final model to reconnecting clients after the job ends
     linger: float = setting("AGG_LINGER", default=5.0, convert=to_float)
 

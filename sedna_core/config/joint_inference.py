@@ -52,6 +52,14 @@ def to_wire_format(raw: str) -> str:
     return value
 
 
+@_accepts("a number of seconds >= 0")
+def to_non_negative_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not value >= 0:
+        raise ValueError(raw)
+    return value
+
+
 @attrs.frozen
 class JointInferenceConfig(JobConfig):
     """The edge side (:class:`~sedna_core.jobs.joint_inference.JointInference`)."""
@@ -98,3 +106,8 @@ class BigModelServiceConfig(ServiceConfig):
     port: int = setting("BIG_MODEL_BIND_PORT", default=5000, convert=to_port)
     #: predictions that may run at once (threads); 1 suits models that are not thread-safe
     workers: int = setting("SEDNA_WORKERS", default=1, convert=to_positive_int)
+    #: a prediction expected to take less (seconds) runs on the event loop instead of a thread
+    #: (the hop costs about 0.1 ms); 0 keeps all predictions in threads
+    inline_predict_below: float = setting(
+        "SEDNA_INLINE_PREDICT_SECONDS", default=0.0005, convert=to_non_negative_float
+    )

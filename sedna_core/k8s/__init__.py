@@ -23,7 +23,13 @@ from sedna_core.k8s._crds import (
 )
 from sedna_core.k8s._errors import JobFileError, ManifestError
 from sedna_core.k8s._examples import EXAMPLES, example
-from sedna_core.k8s._jobfile import JOB_FILE_SCHEMA, JOB_KINDS, job_kind, load_job_file, validate_job
+from sedna_core.k8s._jobfile import (
+    JOB_FILE_SCHEMA,
+    JOB_KINDS,
+    job_kind,
+    load_job_file,
+    validate_job,
+)
 from sedna_core.k8s._manifests import (
     CONTROLLER_VARIABLES,
     ENV_FIELDS,

@@ -97,7 +97,10 @@ models:
   initial-model: {url: /models/base_model, format: keras}
   deploy-model: {url: /models/deploy_model/model.keras, format: keras}
 datasets:
-  incremental-dataset: {url: /data/helmet_detection/train_data/train_data.txt, format: txt, node: edge-node}
+  incremental-dataset:
+    url: /data/helmet_detection/train_data/train_data.txt
+    format: txt
+    node: edge-node
 dataset: {name: incremental-dataset, trainProb: 0.8}
 initialModel: initial-model
 outputDir: /output

@@ -18,6 +18,7 @@ Every mapping rejects keys it does not know, so a misspelt key is an error, not 
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 from collections.abc import Mapping
 from pathlib import Path
@@ -330,7 +331,9 @@ def load_job_file(path: str | Path) -> dict[str, Any]:
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
-        raise JobFileError([f"cannot read the job file: {exc.strerror}"], source=str(source)) from exc
+        raise JobFileError(
+            [f"cannot read the job file: {exc.strerror}"], source=str(source)
+        ) from exc
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
@@ -353,10 +356,7 @@ def validate_job(job: Any) -> dict[str, Any]:
         raise JobFileError([f"kind: missing; use one of {', '.join(sorted(JOB_KINDS))}"])
     doc = copy.deepcopy(dict(job))
     doc["kind"] = job_kind(doc["kind"])
-    errors = [
-        f"{_path(e.absolute_path)}: {_message(e)}"
-        for e in _validator().iter_errors(doc)
-    ]
+    errors = [f"{_path(e.absolute_path)}: {_message(e)}" for e in _validator().iter_errors(doc)]
     if errors:
         raise JobFileError(sorted(set(errors)))
     if doc["kind"] in ("IncrementalLearningJob", "LifelongLearningJob"):
@@ -387,8 +387,14 @@ def _path(parts: Any) -> str:
 
 def _message(err: Any) -> str:
     if err.validator == "additionalProperties" and err.validator_value is False:
-        known = ", ".join(sorted(err.schema.get("properties", {})))
-        return f"{err.message}; known keys here: {known}"
+        declared = sorted(err.schema.get("properties", {}))
+        hints = []
+        for key in sorted(set(err.instance) - set(declared)):
+            close = difflib.get_close_matches(str(key), declared, n=1)
+            hints.append(
+                f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
+        return f"{'; '.join(hints)}; known keys here: {', '.join(declared)}"
     if err.validator == "pattern" and err.schema.get("description"):
         return f"{err.instance!r} is not {err.schema['description']}"
     if err.validator == "oneOf" and "description" in err.schema:
@@ -399,7 +405,14 @@ def _message(err: Any) -> str:
 def _workers(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """``(path, worker)`` of every worker the job declares."""
     out = []
-    roles = ("edgeWorker", "cloudWorker", "aggregationWorker", "trainSpec", "evalSpec", "deploySpec")
+    roles = (
+        "edgeWorker",
+        "cloudWorker",
+        "aggregationWorker",
+        "trainSpec",
+        "evalSpec",
+        "deploySpec",
+    )
     for key in roles:
         if isinstance(doc.get(key), Mapping):
             out.append((key, doc[key]))

@@ -65,9 +65,13 @@ def validate_index(doc: Any) -> dict[str, Any]:
             f"{INDEX_SCHEMA_VERSION}); upgrade sedna-core",
             "schema_version",
         )
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    errors = list(_validator().iter_errors(doc))
     if errors:
-        first = errors[0]
+        from jsonschema.exceptions import best_match
+
+        first = best_match(errors)
+        while first.context:  # "not valid under any of the given schemas": say which part
+            first = best_match(first.context)
         path = "/".join(str(p) for p in first.absolute_path)
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise IndexValidationError(first.message + more, path)

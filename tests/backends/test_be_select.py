@@ -124,6 +124,8 @@ def test_explicit_name_beats_backend_type(pm, monkeypatch):
 def test_unknown_backend_names_what_exists(pm):
     with pytest.raises(UnknownAlgorithmError, match="dummy"):
         set_backend(Net(), "MINDSPORE")
+    with pytest.raises(UnknownAlgorithmError, match="'TENSORFLOW' selects the 'keras' backend"):
+        set_backend(Net(), "TENSORFLOW")  # the keras plugin is not registered here
 
 
 def test_named_backend_falls_back_to_generic_for_customize_estimators(pm):

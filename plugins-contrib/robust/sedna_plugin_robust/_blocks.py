@@ -35,6 +35,4 @@ def stacked_blocks(
 
 def empty_like_specs(specs: Sequence[TensorSpec]) -> list[np.ndarray]:
     """Result arrays: float tensors keep their dtype, integer ones aggregate in float64."""
-    return [
-        np.empty(s.shape, dtype=s.dtype if s.dtype.kind in "fc" else np.float64) for s in specs
-    ]
+    return [np.empty(s.shape, dtype=s.dtype if s.dtype.kind in "fc" else np.float64) for s in specs]

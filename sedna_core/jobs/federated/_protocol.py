@@ -154,9 +154,9 @@ def clean_metrics(value: Any) -> dict[str, float]:
     for key, v in value.items():
         if len(out) >= MAX_METRICS:
             break
-        if isinstance(key, str) and len(key) <= 64 and isinstance(v, int | float):
-            if not isinstance(v, bool) and math.isfinite(v):
-                out[key] = float(v)
+        numeric = isinstance(v, int | float) and not isinstance(v, bool)
+        if isinstance(key, str) and len(key) <= 64 and numeric and math.isfinite(v):
+            out[key] = float(v)
     return out
 
 
@@ -171,15 +171,13 @@ def numeric_metrics(result: Any) -> dict[str, float]:
             value = value[-1]
         if isinstance(value, np.generic):
             value = value.item()
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if math.isfinite(value):
-                out[str(key)] = float(value)
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if numeric and math.isfinite(value):
+            out[str(key)] = float(value)
     return out
 
 
-async def weight_frames(
-    weights: Sequence[np.ndarray], chunk_bytes: int
-) -> AsyncIterator[bytes]:
+async def weight_frames(weights: Sequence[np.ndarray], chunk_bytes: int) -> AsyncIterator[bytes]:
     """Binary frames of ``weights``, produced lazily (one chunk in memory at a time)."""
     for frame in encode_chunks(list(weights), chunk_bytes=chunk_bytes):
         yield frame

@@ -220,6 +220,10 @@ class AggregationServer:
         self._done: asyncio.Event | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        #: what the job does now: starting, waiting, init, train, evaluate, aggregate, done
+        self.phase = "starting"
+        #: True while the job waits on the clock or on clients (tests advance a ManualClock then)
+        self.idle = False
         self.app = self._build_app()
 
     # -- public API ----------------------------------------------------------------------
@@ -227,7 +231,11 @@ class AggregationServer:
         """Bind, start serving and start the job (returns once listening)."""
         if self._runner is not None:
             raise RuntimeError("this AggregationServer is already started")
-        self._changed, self._observers, self._done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._changed, self._observers, self._done = (
+            asyncio.Event(),
+            asyncio.Event(),
+            asyncio.Event(),
+        )
         self._spool = SpoolDir(self.config.spool_dir)
         runner = ServiceRunner(self.app, self._service_config())
         await runner.start()
@@ -277,11 +285,15 @@ class AggregationServer:
         await self.astart()
         try:
             result = await self.wait()
-            deadline = self.clock.monotonic() + self.config.linger
-            await self._wait_for(lambda: not self._sessions, deadline)
+            await self.linger()
             return result
         finally:
             await self.astop()
+
+    async def linger(self) -> None:
+        """After the job: wait until every client left, at most ``linger`` seconds."""
+        deadline = self.clock.monotonic() + self.config.linger
+        await self._wait_for(lambda: not self._sessions, deadline)
 
     def start(self) -> FederatedResult:
         """Serve the whole job and return its result (blocking, as Sedna's ``start()``)."""
@@ -290,7 +302,6 @@ class AggregationServer:
     def start_in_background(self) -> None:
         """Serve from a daemon thread (for synchronous programs); returns once listening."""
         loop = asyncio.new_event_loop()
-        started: asyncio.Future[None] | Any = None
         ready = threading.Event()
         errors: list[BaseException] = []
 
@@ -305,12 +316,12 @@ class AggregationServer:
                 finally:
                     ready.set()
 
-            loop.create_task(boot())
+            boot_task = loop.create_task(boot())
             loop.run_forever()
+            del boot_task
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-        del started
         self._thread = threading.Thread(target=main, name="sedna-aggregation", daemon=True)
         self._thread_loop = loop
         self._thread.start()
@@ -373,6 +384,7 @@ class AggregationServer:
             "protocol": PROTOCOL_VERSION,
             "exit_round": self.config.exit_round,
             "completed_rounds": self._completed,
+            "phase": self.phase,
             "round": None
             if rnd is None
             else {
@@ -438,7 +450,9 @@ class AggregationServer:
     @public
     async def _sedna_route(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._ws_route(request)
+            # Sedna's clients send whole models as JSON text: allow its larger frames here
+            limit = max(self.config.chunk_bytes + _FRAME_SLACK, self.config.ws_size)
+            return await self._websocket(request, limit)
         token = self._service_config().token
         if token and not check_bearer(request.headers.get("Authorization"), token):
             raise web.HTTPUnauthorized(text="missing or wrong bearer token")
@@ -446,7 +460,9 @@ class AggregationServer:
 
     @public
     async def _ws_route(self, request: web.Request) -> web.StreamResponse:
-        max_msg = self.config.chunk_bytes + _FRAME_SLACK
+        return await self._websocket(request, self.config.chunk_bytes + _FRAME_SLACK)
+
+    async def _websocket(self, request: web.Request, max_msg: int) -> web.StreamResponse:
         ws = await prepare_websocket(request, heartbeat=self.config.heartbeat, max_msg_size=max_msg)
         session: Session | None = None
         try:
@@ -461,7 +477,7 @@ class AggregationServer:
     async def _admit(self, request: web.Request, ws: web.WebSocketResponse) -> Session | None:
         try:
             first = await asyncio.wait_for(ws.receive(), timeout=60.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await ws.close(code=CLOSE_PROTOCOL, message=b"no join frame within 60 s")
             return None
         if first.type != WSMsgType.TEXT:
@@ -525,7 +541,9 @@ class AggregationServer:
         self.log.warning("client refused: wrong or missing token", peer=client_id)
         with contextlib.suppress(Exception):
             await ws.send_str(
-                _error("unauthorized", "wrong or missing token for this client id; check SEDNA_TOKEN")
+                _error(
+                    "unauthorized", "wrong or missing token for this client id; check SEDNA_TOKEN"
+                )
             )
             await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
         return None
@@ -678,9 +696,8 @@ class AggregationServer:
         session.discarding = True
         rnd = self._round
         current = rnd.number if rnd is not None else self._completed + 1
-        if number < current or (rnd is not None and (number, attempt) != (rnd.number, rnd.attempt)):
-            await self._late(session, number)
-        elif rnd is not None and number == rnd.number and rnd.closed:
+        stale = rnd is not None and number == rnd.number and (attempt != rnd.attempt or rnd.closed)
+        if number < current or stale:
             await self._late(session, number)
         else:
             await self._reject(
@@ -713,7 +730,7 @@ class AggregationServer:
                 )
             return
         assert session.receiving is not None
-        number, task = session.receiving
+        number = session.receiving[0]
         try:
             complete = receiver.feed(data)
         except InvalidUpdateError as exc:
@@ -727,7 +744,9 @@ class AggregationServer:
         metrics = session.update_metrics
         session.receiver, session.receiving, session.update_metrics = None, None, {}
         rnd = self._round
-        if rnd is None or rnd.closed or rnd.number != number:  # pragma: no cover - closed rounds drop receivers
+        if (
+            rnd is None or rnd.closed or rnd.number != number
+        ):  # pragma: no cover - closed rounds drop receivers
             source.discard()
             await self._late(session, number)
             return
@@ -772,7 +791,11 @@ class AggregationServer:
         self.stats[f"rejected_{exc.reason}"] += 1
         self._m_updates.inc(outcome="rejected")
         self.log.warning(
-            "update rejected", peer=session.client_id, round=number, reason=exc.reason, error=str(exc)
+            "update rejected",
+            peer=session.client_id,
+            round=number,
+            reason=exc.reason,
+            error=str(exc),
         )
         rnd = self._round
         if rnd is not None and number == rnd.number and session.client_id in rnd.pending:
@@ -786,8 +809,12 @@ class AggregationServer:
         cfg = self.config
         try:
             await self._resume()
-            self.announce("sedna_job_started", job_kind="federatedlearningjob",
-                          job_name=cfg.job_name, info={"aggregation": self.aggregator.name})
+            self.announce(
+                "sedna_job_started",
+                job_kind="federatedlearningjob",
+                job_name=cfg.job_name,
+                info={"aggregation": self.aggregator.name},
+            )
             number = self._completed + 1
             while number <= cfg.exit_round:
                 for attempt in range(cfg.max_retries + 1):
@@ -817,9 +844,14 @@ class AggregationServer:
                 "failed", self._completed, self._global, self.history, message=repr(exc)
             )
         self._result = result
-        self.announce("sedna_job_finished", job_kind="federatedlearningjob",
-                      job_name=cfg.job_name, status=result.status,
-                      info={"rounds": result.rounds, "message": result.message})
+        self.phase = "done"
+        self.announce(
+            "sedna_job_finished",
+            job_kind="federatedlearningjob",
+            job_name=cfg.job_name,
+            status=result.status,
+            info={"rounds": result.rounds, "message": result.message},
+        )
         for session in list(self._sessions.values()):
             self._spawn(self._send_stop(session))
         assert self._done is not None
@@ -841,22 +873,28 @@ class AggregationServer:
         quorum = cfg.effective_quorum
         started = self.clock.monotonic()
         deadline = started + cfg.round_deadline
+        self.phase = "waiting"
         await self._wait_for(lambda: len(self._sessions) >= cfg.participants_count, deadline)
         if len(self._sessions) < quorum:
             self.log.warning(
                 "too few clients connected for the quorum",
-                round=number, attempt=attempt, clients=len(self._sessions), quorum=quorum,
+                round=number,
+                attempt=attempt,
+                clients=len(self._sessions),
+                quorum=quorum,
             )
             self._m_rounds.inc(outcome="retried")
             return False
-        if self._global is None and not await self._bootstrap(number, attempt, deadline):
-            if not any(s.kind == "sedna" for s in self._sessions.values()):
-                self._m_rounds.inc(outcome="retried")
-                return False
+        sedna_only = not any(s.kind == "native" for s in self._sessions.values())
+        needs_model = self._global is None and not sedna_only
+        if needs_model and not await self._bootstrap(number, attempt, deadline):
+            self._m_rounds.inc(outcome="retried")
+            return False
         asked = select_clients(self._sessions, cfg.fraction, quorum, cfg.seed, number, attempt)
         rnd = Round(number, attempt, "train", asked, deadline, self.clock.monotonic())
         rnd.pending = set(asked)
         self._round = rnd
+        self.phase = "train"
         sedna.take_waiting_updates(self, rnd)
         self._notify()
         self.log.info("round started", round=number, attempt=attempt, asked=len(asked))
@@ -870,14 +908,20 @@ class AggregationServer:
         if valid < quorum:
             self.log.warning(
                 "round missed its quorum; retrying",
-                round=number, attempt=attempt, valid=valid, quorum=quorum,
-                rejected=len(rnd.rejected), failed=len(rnd.failed), late=rnd.late,
+                round=number,
+                attempt=attempt,
+                valid=valid,
+                quorum=quorum,
+                rejected=len(rnd.rejected),
+                failed=len(rnd.failed),
+                late=rnd.late,
             )
             rnd.discard_updates()
             self._m_rounds.inc(outcome="retried")
             return False
         clients = sorted(rnd.updates)
         sources = [rnd.updates[c] for c in clients]
+        self.phase = "aggregate"
         await self._wait_checkpoint()  # it reads the aggregator state this round will change
         try:
             new = await asyncio.to_thread(self._aggregate, sources)
@@ -894,6 +938,7 @@ class AggregationServer:
             "metrics": weighted_metrics({c: rnd.metrics[c] for c in clients}),
             "rejected": dict(rnd.rejected),
             "failed": sorted(rnd.failed),
+            "missing": sorted(rnd.pending),
             "late": rnd.late,
             "duration": duration,
         }
@@ -902,8 +947,13 @@ class AggregationServer:
         self._m_round.set(number)
         self._progress(record)
         self._checkpoint(number)
-        self.announce("sedna_round_aggregated", job_name=cfg.job_name, round_number=number,
-                      num_clients=len(clients), metrics=record["metrics"])
+        self.announce(
+            "sedna_round_aggregated",
+            job_name=cfg.job_name,
+            round_number=number,
+            num_clients=len(clients),
+            metrics=record["metrics"],
+        )
         for cid in clients:
             session = self._sessions.get(cid)
             if session is not None and session.kind == "native":
@@ -921,6 +971,7 @@ class AggregationServer:
             rnd = Round(number, attempt, "init", {cid}, deadline, self.clock.monotonic())
             rnd.pending = {cid}
             self._round = rnd
+            self.phase = "init"
             self._spawn(self._send_round(session, rnd))
             await self._wait_for(lambda rnd=rnd: not rnd.pending, deadline)
             self._close_round(rnd)
@@ -945,6 +996,7 @@ class AggregationServer:
         rnd = Round(number, 0, "evaluate", asked, started + cfg.round_deadline, started)
         rnd.pending = set(asked)
         self._round = rnd
+        self.phase = "evaluate"
         for cid in sorted(asked):
             self._spawn(self._send_round(self._sessions[cid], rnd))
         await self._wait_for(lambda: not rnd.pending, rnd.deadline)
@@ -1028,8 +1080,9 @@ class AggregationServer:
                 message="job completed",
             )
         else:
-            await session.send("stop", status="failed", round=result.rounds, weights=False,
-                               message=result.message)
+            await session.send(
+                "stop", status="failed", round=result.rounds, weights=False, message=result.message
+            )
             await session.close(CLOSE_FAILED, "job failed")
 
     def _progress(self, record: dict[str, Any]) -> None:
@@ -1082,11 +1135,15 @@ class AggregationServer:
             return
         meta = {
             "aggregation": self.aggregator.name,
-            "params": {k: v for k, v in self.aggregator.get_params().items()
-                       if isinstance(v, int | float | str | bool)},
+            "params": {
+                k: v
+                for k, v in self.aggregator.get_params().items()
+                if isinstance(v, int | float | str | bool)
+            },
             "exit_round": self.config.exit_round,
-            "names": [s.name for s in self._specs] if self._specs and all(
-                s.name is not None for s in self._specs) else None,
+            "names": [s.name for s in self._specs]
+            if self._specs and all(s.name is not None for s in self._specs)
+            else None,
             "history": self.history,
             "stats": dict(self.stats),
         }
@@ -1116,6 +1173,9 @@ class AggregationServer:
     def _notify(self) -> None:
         if self._changed is not None:
             self._changed.set()
+        self._tell_observers()
+
+    def _tell_observers(self) -> None:
         if self._observers is not None:
             event, self._observers = self._observers, asyncio.Event()
             event.set()
@@ -1132,9 +1192,13 @@ class AggregationServer:
                 return False
             sleeper = asyncio.ensure_future(self.clock.asleep(remaining))
             waiter = asyncio.ensure_future(self._changed.wait())
+            await asyncio.sleep(0)  # the sleeper is now registered with the clock
+            self.idle = True
+            self._tell_observers()
             try:
                 await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self.idle = False
                 sleeper.cancel()
                 waiter.cancel()
 

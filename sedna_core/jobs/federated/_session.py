@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -100,7 +101,5 @@ class Session:
         self.alive = False
         self.drop_update()
         self.drop_waiting()
-        try:
+        with contextlib.suppress(*SEND_ERRORS):
             await self.ws.close(code=code, message=message.encode()[:120])
-        except SEND_ERRORS:
-            pass

@@ -60,9 +60,7 @@ class SpoolUpdate:
         self.num_samples = num_samples
         self._fd: int | None = None
 
-    def read(
-        self, index: int, start: int, stop: int, out: np.ndarray | None = None
-    ) -> np.ndarray:
+    def read(self, index: int, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         spec = self.specs[index]
         n = stop - start
         if out is None or out.size != n or out.dtype != spec.dtype:
@@ -183,8 +181,7 @@ class UpdateReceiver:
         if arr.shape != spec.shape:
             raise InvalidUpdateError(
                 "shape",
-                f"tensor {index}: shape {list(arr.shape)}, the global model has "
-                f"{list(spec.shape)}",
+                f"tensor {index}: shape {list(arr.shape)}, the global model has {list(spec.shape)}",
             )
         if not all_finite(arr):
             raise InvalidUpdateError("nonfinite", f"tensor {index} holds NaN or infinite values")

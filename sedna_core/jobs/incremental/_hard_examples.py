@@ -158,6 +158,7 @@ class HardExampleStore:
         self._dropped = 0
         self._mark = -1  # ids <= mark were used by a training run
         self._doomed: list[_Chunk] = []  # dropped chunks whose files go once the manifest is saved
+        self._warned_full = False
         self._load()
         with self._lock:
             if len(self) > self.capacity:  # reopened with a smaller capacity
@@ -284,7 +285,8 @@ class HardExampleStore:
                     self._dropped += refused
                     xs = xs[: max(free, 0)]
                     ys = None if ys is None else ys[: len(xs)]
-                    if refused:
+                    if refused and not self._warned_full:
+                        self._warned_full = True  # once until space frees up: not per request
                         log.warning(
                             "hard-example store full: refusing new samples", refused=refused
                         )
@@ -382,6 +384,7 @@ class HardExampleStore:
         with self._lock:
             self._doomed.extend(self._chunks)
             self._chunks = []
+            self._warned_full = False
             self._save()
             self._collect()
 

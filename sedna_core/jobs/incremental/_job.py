@@ -652,7 +652,8 @@ class IncrementalLearning(JobBase):
     ) -> tuple[Any, Any, bool]:
         """Sedna's ``(infer_result, final_result, is_hard_example)`` for one sample.
 
-        One model reference serves the whole call. A hard sample goes to the hard-example store.
+        ``data`` is one sample as the model takes it (an image, or a batch of one row). One model
+        reference serves the whole call. A hard sample goes to the hard-example store.
         """
         serving = self._serving()
         raw = serving.model.predict(data, **kwargs)
@@ -663,7 +664,11 @@ class IncrementalLearning(JobBase):
             is_hard = bool(self.hem(judged))
         self._count(1, int(is_hard))
         if is_hard:
-            self._keep([as_x(data)], serving.version)
+            sample = np.asarray(as_x(data))
+            # a batch of one (sklearn's x[:1]) is stored as its row; anything else as one sample
+            self._keep(
+                sample if sample.ndim >= 1 and len(sample) == 1 else sample[None], serving.version
+            )
         return raw, final, is_hard
 
     def inference_batch(

@@ -55,8 +55,8 @@ def csv_stream(
     """Batches from a CSV file of numeric features and one label column.
 
     ``label_column`` is an index (negative counts from the end) or a header name; ``header``
-    None detects a header row (a first row that is not all numbers). Labels that are all
-    integers become an integer array.
+    None detects a header row (a name for the label column, or a first row whose features are
+    not all numbers). Labels that are all integers become an integer array.
     """
     file = Path(path)
     if not file.is_file():
@@ -66,7 +66,14 @@ def csv_stream(
         first = next(reader, None)
         if first is None:
             return
-        has_header = header if header is not None else not _numeric_row(first)
+        by_name = isinstance(label_column, str) and not label_column.lstrip("-").isdigit()
+        if header is not None:
+            has_header = header
+        elif by_name:
+            has_header = True
+        else:  # a header is a first row whose features are not numbers
+            idx = _column(label_column, None, len(first))
+            has_header = not _numeric_row([v for i, v in enumerate(first) if i != idx])
         names = [c.strip() for c in first] if has_header else None
         col = _column(label_column, names, len(first))
         rows: list[list[str]] = [] if has_header else [first]

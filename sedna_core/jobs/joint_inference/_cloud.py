@@ -61,6 +61,8 @@ class CloudClient:
         self._ca_file = ca_file
         self._lock = threading.Lock()
         self._sync: SyncClient | None = None
+        self._local = threading.local()
+        self._thread_loops: list[tuple[asyncio.AbstractEventLoop, HttpClient]] = []
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = (
             weakref.WeakKeyDictionary()
         )
@@ -76,6 +78,16 @@ class CloudClient:
             retries=0,
             clock=self.breaker.clock,
         )
+
+    def _thread_loop(self) -> tuple[asyncio.AbstractEventLoop, HttpClient]:
+        """This thread's private event loop and client (run here: no hop to another thread)."""
+        pair = getattr(self._local, "pair", None)
+        if pair is None:
+            pair = (asyncio.new_event_loop(), self._http())
+            self._local.pair = pair
+            with self._lock:
+                self._thread_loops.append(pair)
+        return pair
 
     def _sync_client(self) -> SyncClient:
         with self._lock:
@@ -93,10 +105,10 @@ class CloudClient:
 
     async def _post(self, client: HttpClient, data: Any) -> Any:
         body, content_type = encode_data(data, self.wire_format)
-        response = await asyncio.wait_for(
-            client.post(self.path, data=body, headers={"Content-Type": content_type}),
-            self.timeout,
-        )
+        async with asyncio.timeout(self.timeout):  # one deadline for connect, send and answer
+            response = await client.post(
+                self.path, data=body, headers={"Content-Type": content_type}
+            )
         return decode_result(response.headers.get("Content-Type", ""), response.body)
 
     # -- calls -------------------------------------------------------------------------------
@@ -104,10 +116,14 @@ class CloudClient:
         """Blocking call (from any thread that is not the client's own loop)."""
         if not self.breaker.allow():
             return _SKIPPED
-        sync = self._sync_client()
         try:
-            # the coroutine has its own deadline; this bound only guards against a wedged loop
-            result = sync.run(self._post(sync.client, data), timeout=self.timeout + 5.0)
+            if _loop_running():  # called from async code: use the background loop
+                sync = self._sync_client()
+                # the coroutine has its own deadline; this bound guards against a wedged loop
+                result = sync.run(self._post(sync.client, data), timeout=self.timeout + 5.0)
+            else:
+                loop, client = self._thread_loop()
+                result = loop.run_until_complete(self._post(client, data))
         except Exception as exc:
             return self._failed(exc)
         return self._answered(result, expected)
@@ -161,11 +177,18 @@ class CloudClient:
 
     # -- teardown ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the blocking client (async clients close with :meth:`aclose` in their loop)."""
+        """Close the blocking clients (async clients close with :meth:`aclose` in their loop)."""
         with self._lock:
             sync, self._sync = self._sync, None
+            pairs, self._thread_loops = self._thread_loops, []
         if sync is not None:
             sync.close()
+        for loop, client in pairs:
+            if loop.is_running():  # another thread is mid-call: it keeps its loop
+                continue
+            loop.run_until_complete(client.close())
+            loop.close()
+        self._local = threading.local()
 
     async def aclose(self) -> None:
         """Close the client of the running event loop."""
@@ -174,6 +197,14 @@ class CloudClient:
             client = self._per_loop.pop(loop, None)
         if client is not None:
             await client.close()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _describe(exc: BaseException) -> str:

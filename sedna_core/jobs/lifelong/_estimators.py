@@ -84,7 +84,9 @@ def train_backend(
                 settable[name] = value
         if settable:
             model.set_params(**settable)
-        dropped = sorted(k for k in rest if k not in settable and _PARAM_ALIASES.get(k) not in settable)
+        dropped = sorted(
+            k for k in rest if k not in settable and _PARAM_ALIASES.get(k) not in settable
+        )
         if dropped:
             log.warning(
                 "training options not understood by the backend or model; ignored",

@@ -55,7 +55,7 @@ class Storage(abc.ABC):
     def set_deployed(self, groups: Sequence[str], deployed: bool, reason: str) -> int | None:
         """Deploy or withdraw task groups; the new index version (None if nothing changed)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: only the KB flavour holds connections
         """Release connections."""
 
 

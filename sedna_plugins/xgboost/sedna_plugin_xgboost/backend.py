@@ -169,7 +169,7 @@ class XGBoostBackend(BaseBackend):
         model = self._fitted()
         target = self._model_file(path)
         if target.suffix not in (".json", ".ubj"):
-            target = target.with_name(f"{target.name}.{self.model_format}")
+            raise BackendError(f"XGBoost model files end in .json or .ubj; got {str(target)!r}")
         with self._atomic_target(target) as tmp:
             model.save_model(str(tmp))
         return str(target)

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from sedna_core.algorithms.aggregation import ArrayUpdate
 from sedna_plugin_robust import FedMedian, FedTrimmedAvg, Krum, MultiKrum
 from sedna_plugin_robust import _blocks as robust_blocks
+
+from sedna_core.algorithms.aggregation import ArrayUpdate
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +89,12 @@ def test_small_blocks_give_the_same_answer(monkeypatch: pytest.MonkeyPatch, agg_
     monkeypatch.setattr(robust_blocks, "BUDGET", 64)  # forces 1024-element blocks
     rng = np.random.default_rng(0)
     model = [rng.normal(size=(3000,)).astype(np.float32)]
-    results = [([m + rng.normal(size=m.shape).astype(np.float32) for m in model], 5)
-               for _ in range(7)]
-    for a, b in zip(_ours(FedMedian(), model, results, True), agg_fns.aggregate_median(results),
-                    strict=True):
+    results = [
+        ([m + rng.normal(size=m.shape).astype(np.float32) for m in model], 5) for _ in range(7)
+    ]
+    for a, b in zip(
+        _ours(FedMedian(), model, results, True), agg_fns.aggregate_median(results), strict=True
+    ):
         np.testing.assert_array_equal(a, b)
     mine = _ours(Krum(1), model, results, True)
     np.testing.assert_allclose(mine[0], agg_fns.aggregate_krum(results, 1, 0)[0])

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sedna_plugin_fedavg import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedProx, FedYogi
 
 from sedna_core.algorithms.aggregation import ArrayUpdate
-from sedna_plugin_fedavg import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedProx, FedYogi
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +59,25 @@ def _flower_strategy(flwr: Any, name: str, initial: list[np.ndarray], **kw: Any)
 CASES = [
     (FedAvg, {}, "FedAvg", {}),
     (FedProx, {"proximal_mu": 0.5}, "FedProx", {"proximal_mu": 0.5}),
-    (FedAvgM, {"server_momentum": 0.9, "server_learning_rate": 0.7}, "FedAvgM",
-     {"server_momentum": 0.9, "server_learning_rate": 0.7}),
-    (FedAvgM, {"server_momentum": 0.0, "server_learning_rate": 0.5}, "FedAvgM",
-     {"server_momentum": 0.0, "server_learning_rate": 0.5}),
+    (
+        FedAvgM,
+        {"server_momentum": 0.9, "server_learning_rate": 0.7},
+        "FedAvgM",
+        {"server_momentum": 0.9, "server_learning_rate": 0.7},
+    ),
+    (
+        FedAvgM,
+        {"server_momentum": 0.0, "server_learning_rate": 0.5},
+        "FedAvgM",
+        {"server_momentum": 0.0, "server_learning_rate": 0.5},
+    ),
     (FedAdam, {}, "FedAdam", {}),
-    (FedAdam, {"eta": 0.03, "beta_1": 0.5, "beta_2": 0.9, "tau": 1e-3}, "FedAdam",
-     {"eta": 0.03, "beta_1": 0.5, "beta_2": 0.9, "tau": 1e-3}),
+    (
+        FedAdam,
+        {"eta": 0.03, "beta_1": 0.5, "beta_2": 0.9, "tau": 1e-3},
+        "FedAdam",
+        {"eta": 0.03, "beta_1": 0.5, "beta_2": 0.9, "tau": 1e-3},
+    ),
     (FedYogi, {}, "FedYogi", {}),
     (FedYogi, {"eta": 0.1, "tau": 1e-2}, "FedYogi", {"eta": 0.1, "tau": 1e-2}),
     (FedAdagrad, {}, "FedAdagrad", {}),
@@ -120,8 +132,9 @@ def test_chunked_accumulation_equals_whole_updates() -> None:
 
 def test_sedna_observed_fedavg_example() -> None:
     # Sedna's reference: n=(1, 3), w=(1, 5) -> 4.0
-    out = FedAvg().aggregate([np.zeros(1, np.float32)], [([np.ones(1, np.float32)], 1),
-                                                         ([np.full(1, 5, np.float32)], 3)])
+    out = FedAvg().aggregate(
+        [np.zeros(1, np.float32)], [([np.ones(1, np.float32)], 1), ([np.full(1, 5, np.float32)], 3)]
+    )
     assert out[0].tolist() == [4.0]
 
 

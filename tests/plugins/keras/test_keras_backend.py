@@ -152,7 +152,8 @@ class SednaStyleEstimator:
         return np.zeros(len(data))
 
 
-def test_backend_type_tensorflow(sedna_pm):
+def test_backend_type_tensorflow(sedna_pm, monkeypatch):
+    monkeypatch.delenv("BACKEND_TYPE", raising=False)
     sedna_pm.register(hooks)
     assert type(set_backend(digits_model(), "TENSORFLOW")) is KerasBackend
     assert type(set_backend(digits_model, backend="KERAS")) is KerasBackend

@@ -31,10 +31,18 @@ def digits():
     return train_test_split(x / 16.0, y, test_size=0.3, random_state=0)
 
 
-def test_digits_train_evaluate_save_load(digits, tmp_path):
+@pytest.fixture(scope="module")
+def trained(digits):
     xtr, xte, ytr, yte = digits
-    be = SklearnBackend(estimator=lambda: LogisticRegression(max_iter=300))
-    assert be.train(BaseDataSource(xtr, ytr), valid_data=(xte, yte))["val_accuracy"][0] > 0.9
+    be = SklearnBackend(estimator=lambda: LogisticRegression(solver="newton-cg"))
+    history = be.train(BaseDataSource(xtr, ytr), valid_data=(xte, yte))
+    return be, history
+
+
+def test_digits_train_evaluate_save_load(trained, digits, tmp_path):
+    be, history = trained
+    _, xte, _, yte = digits
+    assert history["val_accuracy"][0] > 0.9
     scores = be.evaluate((xte, yte), metrics=["accuracy", "f1_macro", "neg_log_loss", "roc_auc"])
     assert scores["accuracy"] > 0.9 and scores["neg_log_loss"] < 0 and scores["roc_auc"] > 0.95
     written = be.save(tmp_path)  # a folder: model.skops inside
@@ -45,10 +53,9 @@ def test_digits_train_evaluate_save_load(digits, tmp_path):
     np.testing.assert_array_equal(fresh.predict_proba(xte), be.predict_proba(xte))
 
 
-def test_linear_weights_into_a_fresh_instance(digits):
-    xtr, xte, ytr, _ = digits
-    be = SklearnBackend(LogisticRegression(max_iter=300))
-    be.train((xtr, ytr))
+def test_linear_weights_into_a_fresh_instance(trained, digits):
+    be, _ = trained
+    xte = digits[1]
     fresh = SklearnBackend(LogisticRegression())
     fresh.set_weights(be.get_weights())
     np.testing.assert_array_equal(fresh.predict(xte), be.predict(xte))
@@ -105,7 +112,8 @@ def _shift(x):
     return x + 1.0
 
 
-def test_detection_and_set_backend(sedna_pm):
+def test_detection_and_set_backend(sedna_pm, monkeypatch):
+    monkeypatch.delenv("BACKEND_TYPE", raising=False)
     from sedna_plugin_xgboost import hooks as xgb_hooks
     from xgboost import XGBClassifier
 

@@ -12,6 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from sedna_core.datasources import BaseDataSource
 from sedna_core.errors import BackendError
+from sedna_core.plugins import resolve_algorithm
 from sedna_core.testing import parametrize_with_checks
 
 
@@ -165,7 +166,9 @@ def test_devices(monkeypatch):
         _ = TorchBackend(torch.nn.Linear(2, 2), device="cuda").model
 
 
-def test_detection():
+def test_detection(sedna_pm):
+    sedna_pm.register(hooks)
+    assert resolve_algorithm("backend", "TORCH", plugin_manager=sedna_pm) is TorchBackend
     assert hooks.sedna_detect_backend(DigitsNet()) == "torch"
     assert hooks.sedna_detect_backend(DigitsNet) == "torch"
     assert hooks.sedna_detect_backend(lambda: DigitsNet()) is None  # a function: name it

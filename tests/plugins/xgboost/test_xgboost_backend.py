@@ -11,6 +11,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 from sklearn.model_selection import train_test_split
 
 from sedna_core.errors import BackendError
+from sedna_core.plugins import resolve_algorithm
 from sedna_core.testing import parametrize_with_checks
 
 
@@ -44,7 +45,9 @@ def test_save_load_identical(trained, tmp_path, fmt):
 def test_folder_uses_model_format(trained, tmp_path):
     be = XGBoostBackend(trained[0].model, model_format="json")
     assert be.save(tmp_path).endswith("model.json")
-    assert be.save(tmp_path / "plain").endswith("plain.json")
+    assert be.save(tmp_path / "plain").endswith("plain/model.json")  # no suffix: a folder
+    with pytest.raises(BackendError, match=r"\.json or \.ubj"):
+        be.save(tmp_path / "model.pkl")
 
 
 def test_weights_are_model_bytes(trained):
@@ -84,7 +87,9 @@ def test_regression_binary_and_errors(tmp_path):
         XGBoostBackend(model_format="pickle")
 
 
-def test_detection():
+def test_detection(sedna_pm):
+    sedna_pm.register(hooks)
+    assert resolve_algorithm("backend", "xgboost", plugin_manager=sedna_pm) is XGBoostBackend
     assert hooks.sedna_detect_backend(xgboost.XGBClassifier()) == "xgboost"
     assert hooks.sedna_detect_backend(xgboost.XGBRegressor) == "xgboost"
     assert hooks.sedna_detect_backend(xgboost.Booster()) is None

@@ -1,0 +1,2 @@
+"""Sedna's ``sedna.common``: config (``Context``, ``BaseConfig``), ``ClassFactory``, ``FileOps``,
+``LOGGER``."""

@@ -1,0 +1,1 @@
+"""Sedna's paradigms (``sedna.core.*``), backed by sedna-core's jobs."""

@@ -1,0 +1,1 @@
+"""Sedna's ``sedna.service``: the servers (``sedna.service.server``)."""
