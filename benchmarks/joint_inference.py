@@ -245,9 +245,11 @@ def _plot(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    # Entropy ranks samples exactly as CrossEntropy (1 - normalised entropy): dashed on top
+    styles = {"Random": ":", "Entropy": "--"}
     for router, (off, acc) in curves.items():
-        style = ":" if router == "Random" else "-"
-        ax.plot(off * 100, acc * 100, style, label=router, linewidth=1.6)
+        label = "Entropy (same ranking)" if router == "Entropy" else router
+        ax.plot(off * 100, acc * 100, styles.get(router, "-"), label=label, linewidth=1.6)
     ax.plot(grid * 100, oracle * 100, "--", color="grey", label="Oracle (ceiling)", linewidth=1)
     ax.axhline(acc_cloud * 99, color="black", linewidth=0.8, linestyle="-.", label="99% of cloud")
     ax.scatter([0, 100], [acc_edge * 100, acc_cloud * 100], color="black", zorder=5)
@@ -274,6 +276,7 @@ def _serve_sedna(ready: Any, stop: Any) -> None:
 
     # uvicorn's access log (Sedna runs it at "info") is still formatted and written, elsewhere
     devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
     os.dup2(devnull, 2)
 
     sc = build_scenario()
@@ -363,7 +366,7 @@ def serving_part(sc: dict[str, Any], op: dict[str, Any] | None, calls: dict[int,
                 miner = {"method": op["router"], "param": _threshold_param(op)}
                 ours_joint = JointInference(edge, miner, cloud_url=url, job_name=JOB)
                 jobs.append(ours_joint)
-                systems["ours_joint"] = lambda x: finals.append(ours_joint.inference_batch(x)[1])
+                systems["ours_joint"] = _collecting(ours_joint, finals)
             if b == 1 and ce is not None:  # Sedna's own router on its own terms: one sample a call
                 sedna_joint = SednaJointInference(
                     lambda x: edge.predict(x)[0].tolist(),
@@ -424,6 +427,13 @@ def serving_part(sc: dict[str, Any], op: dict[str, Any] | None, calls: dict[int,
                 proc.terminate()
 
 
+def _collecting(job: Any, finals: list[Any]) -> Callable[[np.ndarray], None]:
+    def call(x: np.ndarray) -> None:
+        finals.append(job.inference_batch(x)[1])
+
+    return call
+
+
 def _threshold_param(op: dict[str, Any]) -> dict[str, str]:
     key = "threshold_cross_entropy" if op["router"] == "CrossEntropy" else "threshold"
     return {key: repr(op["threshold"])}
@@ -472,10 +482,13 @@ def miners_part(n: int) -> None:
         "Random": lambda: RandomFilter(0.3, seed=0),
     }
     for name, make in makers.items():
-        batch_miner, sample_miner = make(), make()
-        t0 = time.perf_counter()
-        batch = batch_miner.mine(probs)
-        t_batch = time.perf_counter() - t0
+        t_batch = float("inf")
+        for _ in range(3):  # best of three: the batch form takes milliseconds
+            batch_miner = make()
+            t0 = time.perf_counter()
+            batch = batch_miner.mine(probs)
+            t_batch = min(t_batch, time.perf_counter() - t0)
+        sample_miner = make()
         t0 = time.perf_counter()
         single = [sample_miner(p) for p in probs]
         t_single = time.perf_counter() - t0
@@ -511,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     sc = build_scenario()
     summary = curve_part(sc)
-    calls = {1: 60, 64: 20} if args.quick else {1: 500, 64: 150}
+    calls = {1: 60, 64: 20} if args.quick else {1: 1500, 64: 500}
     serving_part(sc, summary["operating_point"], calls)
     miners_part(10_000 if args.quick else 100_000)
     emit({"part": "done", "seconds": time.perf_counter() - started})

@@ -126,7 +126,8 @@ class AggregationServerConfig(ServiceConfig):
     aggregation_params: Any = setting("AGG_PARAMETERS", convert=to_json)  # noqa: RUF009
     #: training rounds in the job
     exit_round: int = setting("EXIT_ROUND", default=1, convert=to_positive_int)
-    #: clients to wait for before each round starts (at most ``round_deadline``)
+    #: clients to wait for before the first round (at most ``round_deadline``); later rounds
+    #: start with the clients connected, given a quorum
     participants_count: int = setting("PARTICIPANTS_COUNT", default=1, convert=to_positive_int)
     #: valid updates a round needs; None means participants_count
     quorum: int | None = setting("AGG_QUORUM", convert=to_positive_int)

@@ -78,6 +78,7 @@ class LifelongConfig(JobConfig):
         "MODEL_POLL_PERIOD_SECONDS", default=30.0, convert=to_positive_float
     )
     random_state: int = setting("LL_RANDOM_STATE", default=0, convert=int)
+    kb_retries: int = setting("KB_RETRIES", default=2, convert=int)
 
     def __attrs_post_init__(self) -> None:
         if self.operator not in _OPERATORS:

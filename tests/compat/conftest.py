@@ -94,6 +94,14 @@ def run(program: str, env: Mapping[str, str], cwd: Path) -> subprocess.Completed
     return proc
 
 
+def spawn(program: str, env: Mapping[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """Start a Sedna-style program without waiting (stdout and stderr together)."""
+    return subprocess.Popen(
+        [sys.executable, str(PROGRAMS / program)], env=dict(env), cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
 class Server:
     """A server program in its own process; :attr:`url` once it logged "service listening"."""
 
@@ -150,6 +158,7 @@ class Pods:
 
     env = staticmethod(pod_env)
     run = staticmethod(run)
+    spawn = staticmethod(spawn)
     server = Server
 
 

@@ -347,3 +347,50 @@ def test_write_manifests_one_file_each(tmp_path: Path) -> None:
     manifests = build_manifests(_job("IncrementalLearningJob")).manifests
     paths = write_manifests(manifests, tmp_path / "m")
     assert [yaml.safe_load(p.read_text()) for p in paths] == manifests
+
+
+def test_every_variable_the_exporter_writes_is_read_by_sedna_core() -> None:
+    from sedna_core.config import JobConfig
+    from sedna_core.config.federated import AggregationServerConfig, FederatedConfig
+    from sedna_core.config.joint_inference import BigModelServiceConfig, JointInferenceConfig
+    from sedna_core.config.lifelong import LifelongConfig
+    from sedna_core.k8s import ENV_FIELDS
+
+    read = {"LOG_LEVEL"}  # read by sedna_core.log (tests/contract checks it)
+    for cls in (
+        JobConfig,
+        JointInferenceConfig,
+        BigModelServiceConfig,
+        FederatedConfig,
+        AggregationServerConfig,
+        LifelongConfig,
+    ):
+        for names in cls.env_names().values():
+            read.update(n.upper() for n in names)
+    written = {v for table in ENV_FIELDS.values() for v in table.values()}
+    written |= {"SEDNA_TOKEN", "SEDNA_INSECURE", "KB_SERVER", "AGGREGATION_ALGORITHM"}
+    written |= {"AGG_PARAMETERS", "BIG_MODEL_BIND_IP", "AGG_BIND_IP"}
+    assert sorted(written - read) == []
+    for kind in KINDS:  # and nothing else appears in the examples' manifests
+        job = build_manifests(_job(kind)).manifests[-1]
+        for container in _containers(job):
+            names = {e["name"] for e in container["env"]}
+            user = set(_job(kind).get("env") or {})
+            for worker in _workers_of(_job(kind)):
+                user |= set(worker.get("env") or {})
+            assert names - user <= written, names - user - written
+
+
+def _containers(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "containers" in node:
+            return list(node["containers"])
+        return [c for v in node.values() for c in _containers(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in _containers(v)]
+    return []
+
+
+def _workers_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = ("edgeWorker", "cloudWorker", "aggregationWorker", "trainSpec", "evalSpec", "deploySpec")
+    return [doc[k] for k in keys if k in doc] + list(doc.get("trainingWorkers") or [])

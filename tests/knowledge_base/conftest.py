@@ -32,7 +32,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _load_builder():  # the fixture-database script, by path (tests are not a package)
-    spec = importlib.util.spec_from_file_location("build_sedna_v1_db", FIXTURES / "build_sedna_v1_db.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_sedna_v1_db", FIXTURES / "build_sedna_v1_db.py"
+    )
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
@@ -105,8 +107,19 @@ class _PgCluster:
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
             "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
-                  str(self.root / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
 
     def stop(self) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from sedna_core.cli.main import main as sedna_main
 from sedna_core.clock import ManualClock
 from sedna_core.knowledge_base import EdgeKnowledgeCache, KnowledgeBaseClient, KnowledgeBaseServer
-from sedna_core.cli.main import main as sedna_main
 
 
 def small_index(ref, entry="t"):
@@ -38,8 +38,17 @@ def small_index(ref, entry="t"):
 def test_ll_sedna_serve_kb_in_a_subprocess(tmp_path):
     env = {**os.environ, "SEDNA_LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sedna_core.cli.main", "serve", "kb", "--port", "0",
-         "--data-dir", str(tmp_path / "kb")],
+        [
+            sys.executable,
+            "-m",
+            "sedna_core.cli.main",
+            "serve",
+            "kb",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "kb"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -47,9 +56,7 @@ def test_ll_sedna_serve_kb_in_a_subprocess(tmp_path):
     )
     try:
         line = proc.stdout.readline()  # blocks until the server printed its URL (or died)
-        assert line.startswith("sedna kb listening on http://127.0.0.1:"), (
-            line + proc.stderr.read()
-        )
+        assert line.startswith("sedna kb listening on http://127.0.0.1:"), line + proc.stderr.read()
         url = line.split()[4]
         with KnowledgeBaseClient(url) as client:
             assert client._http.get("/healthz").json()["status"] == "ok"
@@ -57,7 +64,10 @@ def test_ll_sedna_serve_kb_in_a_subprocess(tmp_path):
             assert client.update_index(small_index(ref)) == 1
         status = subprocess.run(
             [sys.executable, "-m", "sedna_core.cli.main", "kb", "status", "--url", url, "--json"],
-            capture_output=True, text=True, timeout=60, env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["version"] == 1

@@ -33,7 +33,12 @@ def group(entry, task_id, attrs, sha=SHA_A, **extra):
         "entry": entry,
         "sample_num": 10,
         "tasks": [{"entry": entry, "task_id": task_id, "meta_attr": attrs, "sample_num": 10}],
-        "model": {"name": f"{entry}.skops", "sha256": sha, "format": "skops", "metrics": {"acc": 0.9}},
+        "model": {
+            "name": f"{entry}.skops",
+            "sha256": sha,
+            "format": "skops",
+            "metrics": {"acc": 0.9},
+        },
         **extra,
     }
 

@@ -47,7 +47,12 @@ def index_doc(refs, *, deployed=True, attrs=None):
     }
 
 
-def test_ll_fifty_concurrent_uploads_leave_fifty_rows_and_intact_files(kb_server):
+def test_ll_fifty_concurrent_uploads_leave_fifty_rows_and_intact_files(kb_dir, db_url):
+    with KnowledgeBaseServer(data_dir=str(kb_dir), db_url=db_url, port=0) as kb_server:
+        _fifty_uploads(kb_server)
+
+
+def _fifty_uploads(kb_server):
     payloads = [f"model-{i}".encode() * (100 + i) for i in range(50)]
 
     async def upload_all():
@@ -121,9 +126,9 @@ def test_ll_pickled_index_is_refused_sedna_style(kb_server):
     async def send():
         form = aiohttp.FormData()
         form.add_field("task", pickle.dumps({"seen_task": {}}), filename="index.pkl")
-        async with aiohttp.ClientSession() as s:
-            async with s.post(f"{kb_server.url}/knowledgebase/update", data=form) as resp:
-                return resp.status, await resp.json()
+        url = f"{kb_server.url}/knowledgebase/update"
+        async with aiohttp.ClientSession() as s, s.post(url, data=form) as resp:
+            return resp.status, await resp.json()
 
     status, body = asyncio.run(send())
     assert status == 415
@@ -156,8 +161,8 @@ def test_ll_malformed_index_is_rejected_with_a_clear_error(kb_server):
             client.get_index()
 
 
-def test_ll_status_updates_and_everything_else_survive_a_restart(kb_dir):
-    server = KnowledgeBaseServer(data_dir=str(kb_dir), port=0)
+def test_ll_status_updates_and_everything_else_survive_a_restart(kb_dir, db_url):
+    server = KnowledgeBaseServer(data_dir=str(kb_dir), db_url=db_url, port=0)
     server.start_in_background()
     try:
         with KnowledgeBaseClient(server.url) as client:
@@ -171,7 +176,7 @@ def test_ll_status_updates_and_everything_else_survive_a_restart(kb_dir):
             assert err.value.status == 404
     finally:
         server.stop_background()
-    restarted = KnowledgeBaseServer(data_dir=str(kb_dir), port=0)
+    restarted = KnowledgeBaseServer(data_dir=str(kb_dir), db_url=db_url, port=0)
     restarted.start_in_background()
     try:
         with KnowledgeBaseClient(restarted.url) as client:

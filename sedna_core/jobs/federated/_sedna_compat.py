@@ -118,7 +118,9 @@ def _spool(server: AggregationServer, session: Session, data: Any) -> Any:
         raise InvalidUpdateError(
             "count", f"update has {len(layers)} tensors, the global model has {len(specs)}"
         )
-    receiver = UpdateReceiver(server._spool.new_file(session.client_id), specs, num_samples)
+    receiver = UpdateReceiver(
+        server._spool.new_file(), specs, num_samples, release=server._spool.release
+    )
     try:
         for i, layer in enumerate(layers):
             try:

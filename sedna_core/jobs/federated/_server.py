@@ -94,7 +94,8 @@ class AggregationServer:
     exit_round
         Training rounds in the job (at least 1).
     participants_count
-        Clients to wait for before each round (at most the round deadline).
+        Clients to wait for before the first round (at most the round deadline), also after a
+        restart; later rounds start with the connected clients when they make a quorum.
     quorum
         Valid updates a round needs (default ``participants_count``).
     round_deadline
@@ -207,6 +208,7 @@ class AggregationServer:
         self._sessions: dict[str, Session] = {}
         self._round: Round | None = None
         self._completed = 0
+        self._rounds_run = 0
         self.history: list[dict[str, Any]] = []
         self.stats: Tally[str] = Tally()
         self._result: FederatedResult | None = None
@@ -574,7 +576,8 @@ class AggregationServer:
             elif msg.type == WSMsgType.ERROR:
                 self.log.info("connection error", peer=session.client_id, error=str(ws.exception()))
                 break
-        if ws.close_code == 1009:
+        error = ws.exception()
+        if ws.close_code == 1009 or getattr(error, "code", None) == 1009:
             self.stats["oversized_frames"] += 1
             self._m_updates.inc(outcome="rejected")
             self.log.warning(
@@ -685,7 +688,9 @@ class AggregationServer:
                 check_specs(specs, self._specs)
                 specs = self._specs
             assert self._spool is not None
-            session.receiver = UpdateReceiver(self._spool.new_file(cid), specs, num_samples)
+            session.receiver = UpdateReceiver(
+                self._spool.new_file(), specs, num_samples, release=self._spool.release
+            )
             session.receiving = (number, rnd.task)
             session.update_metrics = clean_metrics(msg.get("metrics"))
         except InvalidUpdateError as exc:
@@ -874,7 +879,10 @@ class AggregationServer:
         started = self.clock.monotonic()
         deadline = started + cfg.round_deadline
         self.phase = "waiting"
-        await self._wait_for(lambda: len(self._sessions) >= cfg.participants_count, deadline)
+        # The first round this process runs waits for everyone (a job start, or a restart:
+        # the same clients as before); later ones start with whoever is there, given a quorum.
+        need = quorum if self._rounds_run else cfg.participants_count
+        await self._wait_for(lambda: len(self._sessions) >= need, deadline)
         if len(self._sessions) < quorum:
             self.log.warning(
                 "too few clients connected for the quorum",
@@ -890,6 +898,7 @@ class AggregationServer:
         if needs_model and not await self._bootstrap(number, attempt, deadline):
             self._m_rounds.inc(outcome="retried")
             return False
+        self._rounds_run += 1
         asked = select_clients(self._sessions, cfg.fraction, quorum, cfg.seed, number, attempt)
         rnd = Round(number, attempt, "train", asked, deadline, self.clock.monotonic())
         rnd.pending = set(asked)
@@ -1173,6 +1182,7 @@ class AggregationServer:
     def _notify(self) -> None:
         if self._changed is not None:
             self._changed.set()
+            self.idle = False  # the job re-examines its state before it waits again
         self._tell_observers()
 
     def _tell_observers(self) -> None:

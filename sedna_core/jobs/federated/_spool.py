@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +28,39 @@ __all__ = ["SpoolDir", "SpoolUpdate", "UpdateReceiver"]
 
 
 class SpoolDir:
-    """A private directory for one server's spool files (removed on close)."""
+    """A private directory for one server's spool files (removed on close).
 
-    def __init__(self, parent: str | None) -> None:
+    Files are recycled: rewriting pages a file already has in the page cache is a plain copy,
+    while a new file first has to get fresh pages (several times slower). A released file's
+    old bytes are never read: a reader only ever sees an update that overwrote all of them.
+    """
+
+    def __init__(self, parent: str | None, *, keep: int = 64) -> None:
         if parent:
             Path(parent).mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix="sedna-fl-spool-", dir=parent))
         self._n = 0
+        self._free: list[Path] = []
+        self._keep = keep
 
-    def new_file(self, client_id: str) -> Path:
+    def new_file(self, client_id: str = "") -> Path:
+        if self._free:
+            return self._free.pop()
         self._n += 1
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)[:64]
-        return self.path / f"{self._n:08d}-{safe}.bin"
+        return self.path / f"{self._n:08d}.bin"
+
+    def release(self, path: Path) -> None:
+        """``path`` may be reused for another update."""
+        if len(self._free) < self._keep and path.parent == self.path:
+            self._free.append(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def close(self) -> None:
         import shutil
 
+        self._free.clear()
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -52,12 +69,18 @@ class SpoolUpdate:
     :class:`~sedna_core.algorithms.aggregation.UpdateSource`."""
 
     def __init__(
-        self, path: Path, specs: Sequence[TensorSpec], offsets: Sequence[int], num_samples: int
+        self,
+        path: Path,
+        specs: Sequence[TensorSpec],
+        offsets: Sequence[int],
+        num_samples: int,
+        release: Callable[[Path], None] | None = None,
     ) -> None:
         self.path = path
         self.specs = list(specs)
         self.offsets = list(offsets)
         self.num_samples = num_samples
+        self._release = release
         self._fd: int | None = None
 
     def read(self, index: int, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -85,8 +108,7 @@ class SpoolUpdate:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        _release(self.path, self._release)
 
 
 class UpdateReceiver:
@@ -100,19 +122,29 @@ class UpdateReceiver:
         The global model's tensors (what the update must match).
     num_samples
         The update's sample count (already checked).
+    release
+        Called with ``path`` instead of deleting it when the update is discarded (recycling).
     """
 
-    def __init__(self, path: Path, specs: Sequence[TensorSpec], num_samples: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        specs: Sequence[TensorSpec],
+        num_samples: int,
+        release: Callable[[Path], None] | None = None,
+    ) -> None:
         self.path = path
         self.specs = list(specs)
         self.num_samples = num_samples
+        self._release = release
         self.offsets: list[int] = []
         pos = 0
         for s in self.specs:
             self.offsets.append(pos)
             pos += s.nbytes
         self.nbytes = pos
-        self._fd: int | None = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        # no O_TRUNC: a recycled file keeps its page-cache pages (see SpoolDir)
+        self._fd: int | None = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         self._index = 0
         self._elem = 0
 
@@ -194,12 +226,11 @@ class UpdateReceiver:
         if not self.done:
             raise InvalidUpdateError("size", "the update is incomplete")
         self._close()
-        return SpoolUpdate(self.path, self.specs, self.offsets, self.num_samples)
+        return SpoolUpdate(self.path, self.specs, self.offsets, self.num_samples, self._release)
 
     def discard(self) -> None:
         self._close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        _release(self.path, self._release)
 
     def _write(self, view: memoryview, pos: int) -> None:
         assert self._fd is not None
@@ -211,3 +242,11 @@ class UpdateReceiver:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _release(path: Path, release: Callable[[Path], None] | None) -> None:
+    if release is not None:
+        release(path)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

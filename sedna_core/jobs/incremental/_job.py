@@ -17,6 +17,7 @@ import attrs
 import numpy as np
 
 from sedna_core.algorithms import BaseBackend, BaseHardExampleMiner
+from sedna_core.algorithms.backend import is_factory
 from sedna_core.clock import Clock
 from sedna_core.config.incremental import IncrementalConfig, hem_spec
 from sedna_core.datasources import as_x, as_xy
@@ -37,6 +38,8 @@ from sedna_core.jobs.incremental._versions import ModelVersions
 __all__ = ["BatchInference", "IncrementalLearning"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: the version name of the estimator given to the constructor, before any version is deployed
+INITIAL = "initial"
 
 
 @attrs.frozen(eq=False)
@@ -283,9 +286,16 @@ class IncrementalLearning(JobBase):
                 info = self._store(path, metadata={"source": str(path)})
                 self.versions.mark_deployed(info.version)
                 return self._swap(ServingModel(info.version, model, str(path), self.clock.time()))
-            if self.estimator is not None and self.estimator.has_model:
-                return self._swap(ServingModel("initial", self.estimator, "estimator", 0.0))
+            if self._template_serves():
+                return self._swap(ServingModel(INITIAL, self.estimator, "estimator", 0.0))
             return None
+
+    def _template_serves(self) -> bool:
+        """A model given as an instance (not a class or factory) serves until a version does."""
+        if self.estimator is None:
+            return False
+        given = getattr(self.estimator, "estimator", None)
+        return self.estimator.has_model or (given is not None and not is_factory(given))
 
     def _model_url_file(self) -> Path | None:
         if not self.config.model_url or self.estimator is None:
@@ -341,7 +351,9 @@ class IncrementalLearning(JobBase):
         """Train a candidate, store it as a new version, and (with ``deploy``) gate it.
 
         The candidate is judged against the serving model on ``eval_data`` (default
-        ``valid_data``); the first model is deployed without comparison. Keyword arguments go
+        ``valid_data``); the first version is deployed without comparison when there is no
+        held-out data (the estimator given to the constructor, if it was an instance, served
+        until then as version ``"initial"``). Keyword arguments go
         to the backend's ``train``. Returns the trained backend, or ``post_process(backend)``.
         The version is :attr:`last_trained`, the decision :attr:`last_decision`.
         """
@@ -378,7 +390,8 @@ class IncrementalLearning(JobBase):
         self.log.info("candidate trained", version=info.version)
         if deploy:
             held_out = eval_data if eval_data is not None else valid_data
-            if held_out is None and self.serving is not None:
+            current = self.serving
+            if held_out is None and current is not None and current.version != INITIAL:
                 self.last_decision = self._decide_without_data(info.version)
             else:
                 self.last_decision = self.propose(info.version, held_out)
@@ -419,9 +432,9 @@ class IncrementalLearning(JobBase):
                 return self._reject(base, f"cannot load the candidate: {type(exc).__name__}: {exc}")
             try:
                 if eval_data is None:
-                    if serving is not None:
+                    if serving is not None and serving.version != INITIAL:
                         return self._reject(base, "no held-out data to compare with")
-                    result = GateResult(True, "no serving model: first model")
+                    result = GateResult(True, "no versioned model serves yet: first version")
                 else:
                     result = self.gate.evaluate(
                         model, serving.model if serving else None, eval_data

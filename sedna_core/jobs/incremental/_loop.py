@@ -4,9 +4,12 @@ For each batch the serving model predicts (prequential accuracy is measured befo
 learnt from the batch, when the stream carries labels); the miner picks hard examples, plus a
 random ``explore`` share for an unbiased view; the labeller labels them and they go to the
 job's hard-example store. When the retrain trigger holds, a candidate is trained on the labelled
-samples of the last ``span`` stream samples, and then judged in shadow: it is compared with the
-serving model on the next ``gate_size`` labelled samples, which neither model was trained on,
-and deployed only if the gate's rule passes.
+samples of the last ``span`` stream samples, and then judged in shadow for the next
+``shadow_window`` stream samples: both models predict every sample, every sample on which they
+disagree is labelled too, and the gate compares them on the labelled shadow samples, which
+neither model was trained on. Only disagreements decide a paired comparison, and all of them are
+labelled, so ``wins``/``losses`` (and ``paired_z``) measure which model was right more often on
+that whole stretch of the stream, not only where the serving model was unsure.
 
 With ground truth in the stream the runner also checks each deployment after the fact: a
 deployed model that is less accurate than its predecessor on the next ``window`` samples is a
@@ -151,8 +154,12 @@ class LoopRunner:
         Share of samples labelled at random besides the hard ones, in [0, 1).
     span
         Stream samples a candidate's training data may reach back (the recent window).
+    shadow_window
+        Stream samples a candidate is run in shadow before the gate judges it.
     gate_size
-        Labelled samples, arriving after a candidate was trained, it is judged on.
+        Fewest labelled shadow samples to judge on (the shadow period is extended until then).
+    label_disagreements
+        Label the shadow samples on which candidate and serving model disagree.
     window
         Samples per prequential-accuracy window (and per deployment check).
     seed
@@ -170,7 +177,9 @@ class LoopRunner:
         *,
         explore: float = 0.01,
         span: int = 1000,
+        shadow_window: int = 500,
         gate_size: int = 50,
+        label_disagreements: bool = True,
         window: int = 500,
         seed: int = 0,
         on_window: Callable[[WindowStats], None] | None = None,
@@ -179,15 +188,18 @@ class LoopRunner:
     ) -> None:
         if not 0.0 <= explore < 1.0:
             raise ConfigError("explore", explore, "a share in [0, 1)")
-        if span < 1 or gate_size < 1 or window < 1:
-            raise ConfigError("span/gate_size/window", (span, gate_size, window), "positive sizes")
+        sizes = (span, shadow_window, gate_size, window)
+        if min(sizes) < 1:
+            raise ConfigError("span/shadow_window/gate_size/window", sizes, "positive sizes")
         if job.hard_examples is None:
             raise JobError("the loop runner needs a job with a hard-example store")
         self.job = job
         self.labeller = labeller
         self.explore = float(explore)
         self.span = int(span)
+        self.shadow_window = int(shadow_window)
         self.gate_size = int(gate_size)
+        self.label_disagreements = bool(label_disagreements)
         self.window = int(window)
         self._rng = np.random.default_rng(seed)
         self.on_window = on_window
@@ -197,6 +209,8 @@ class LoopRunner:
         self.position = 0
         self._recent: collections.deque[tuple[int, int]] = collections.deque()  # (first id, pos)
         self._challenger: str | None = None
+        self._challenger_model: Any = None
+        self._shadow_start = 0
         self._shadow_x: list[np.ndarray] = []
         self._shadow_y: list[np.ndarray] = []
         self._win_correct = 0
@@ -235,43 +249,54 @@ class LoopRunner:
         if n == 0:
             return
         out = self.job.inference_batch(x)
-        pred = np.asarray(out.final)
-        if pred.ndim == 2 and pred.shape[1] > 1:  # a model whose predict gives probabilities
-            pred = pred.argmax(axis=1)
+        pred = _labels(out.final)
         if y is not None:
             self._measure(x, y, pred)
-        pick_random = (self._rng.random(n) < self.explore) & ~out.is_hard
-        labels_needed = out.is_hard | pick_random
-        if labels_needed.any():
-            y_new = self._label(x[labels_needed], None if y is None else y[labels_needed])
-            store = self.job.hard_examples
-            assert store is not None
-            hard_y = y_new[out.is_hard[labels_needed]]
-            if len(out.hard_ids) == int(out.is_hard.sum()) and len(out.hard_ids):
-                store.set_labels(out.hard_ids, hard_y)
-                self._remember(int(out.hard_ids[0]))
-            elif out.is_hard.any():  # the job did not keep them (e.g. store refused): keep here
-                ids = store.add(x[out.is_hard], hard_y, source="hard")
-                if len(ids):
-                    self._remember(int(ids[0]))
-            if pick_random.any():
-                ids = store.add(
-                    x[pick_random],
-                    y_new[pick_random[labels_needed]],
-                    source="random",
-                    model_version=out.version,
-                )
-                if len(ids):
-                    self._remember(int(ids[0]))
-            self.report.labels_used += int(labels_needed.sum())
-            self._win_labels += int(labels_needed.sum())
+        hard = out.is_hard
+        explore = (self._rng.random(n) < self.explore) & ~hard
+        disagree = np.zeros(n, dtype=bool)
+        if self._challenger_model is not None and self.label_disagreements:
+            disagree = (_labels(self._challenger_model.predict(x)) != pred) & ~hard & ~explore
+        need = hard | explore | disagree
+        if need.any():
+            labels = self._label(x[need], None if y is None else y[need])
+            y_full = np.zeros(n, dtype=labels.dtype)
+            y_full[need] = labels
+            self._store(x, y_full, hard, out, explore, disagree)
+            self.report.labels_used += int(need.sum())
+            self._win_labels += int(need.sum())
             if self._challenger is not None:
-                self._shadow_x.append(x[labels_needed])
-                self._shadow_y.append(y_new)
+                self._shadow_x.append(x[need])
+                self._shadow_y.append(labels)
         self.position += n
         self.report.samples += n
         self._maybe_judge()
         self._maybe_train()
+
+    def _store(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        hard: np.ndarray,
+        out: Any,
+        explore: np.ndarray,
+        disagree: np.ndarray,
+    ) -> None:
+        store = self.job.hard_examples
+        assert store is not None
+        if hard.any():
+            if len(out.hard_ids) == int(hard.sum()):
+                store.set_labels(out.hard_ids, y[hard])
+                self._remember(int(out.hard_ids[0]))
+            else:  # the job did not keep them (store refused): keep them here
+                ids = store.add(x[hard], y[hard], source="hard", model_version=out.version)
+                if len(ids):
+                    self._remember(int(ids[0]))
+        for mask, source in ((explore, "random"), (disagree, "disagreement")):
+            if mask.any():
+                ids = store.add(x[mask], y[mask], source=source, model_version=out.version)
+                if len(ids):
+                    self._remember(int(ids[0]))
 
     def _label(self, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
         if self.labeller is not None:
@@ -350,20 +375,21 @@ class LoopRunner:
         store.mark()
         if y is None or len(y) == 0 or len(np.unique(y)) < 2:
             return  # nothing to learn a boundary from yet
-        self.job.train((x, y), deploy=False, **self.train_kwargs)
+        self._challenger_model = self.job.train((x, y), deploy=False, **self.train_kwargs)
         self._challenger = self.job.last_trained
+        self._shadow_start = self.position
         self._shadow_x, self._shadow_y = [], []
 
     def _maybe_judge(self) -> None:
         if self._challenger is None:
             return
         n = sum(len(v) for v in self._shadow_y)
-        if n < self.gate_size:
+        if n < self.gate_size or self.position - self._shadow_start < self.shadow_window:
             return
         ex, ey = np.concatenate(self._shadow_x), np.concatenate(self._shadow_y)
         previous = self.job.serving
         decision = self.job.propose(self._challenger, (ex, ey))
-        self._challenger = None
+        self._challenger, self._challenger_model = None, None
         self._shadow_x, self._shadow_y = [], []
         self.report.decisions.append((self.position, decision))
         current = self.job.serving
@@ -382,3 +408,11 @@ class LoopRunner:
             )
         if self.on_decision is not None:
             self.on_decision(self.position, decision)
+
+
+def _labels(result: Any) -> np.ndarray:
+    """Predicted labels from what a model's predict gave (probabilities: the argmax)."""
+    pred = np.asarray(result)
+    if pred.ndim == 2 and pred.shape[1] > 1:
+        return pred.argmax(axis=1)
+    return pred

@@ -83,6 +83,11 @@ class CircuitBreaker:
             self._state, self._failures, self._probing = "closed", 0, False
             return reopened
 
+    def release_probe(self) -> None:
+        """A call was abandoned (cancelled) before any verdict: let another call probe."""
+        with self._lock:
+            self._probing = False
+
     def record_failure(self) -> bool:
         """A call failed; returns True when this opened the breaker."""
         with self._lock:

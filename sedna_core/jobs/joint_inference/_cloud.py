@@ -126,6 +126,9 @@ class CloudClient:
                 result = loop.run_until_complete(self._post(client, data))
         except Exception as exc:
             return self._failed(exc)
+        except BaseException:  # interrupted: no verdict on the cloud, free a claimed probe
+            self.breaker.release_probe()
+            raise
         return self._answered(result, expected)
 
     async def acall(self, data: Any, expected: int | None = None) -> CloudReply:
@@ -136,6 +139,9 @@ class CloudClient:
             result = await self._post(self._loop_client(), data)
         except Exception as exc:
             return self._failed(exc)
+        except BaseException:  # cancelled: no verdict on the cloud, free a claimed probe
+            self.breaker.release_probe()
+            raise
         return self._answered(result, expected)
 
     # -- outcome bookkeeping -----------------------------------------------------------------
@@ -149,17 +155,21 @@ class CloudClient:
                 return self._failed(
                     WireFormatError(f"the cloud answered {got} results for {expected} samples")
                 )
-        if self.breaker.record_success() or self._outage_failures:
-            self.log.info("cloud answers again", failed_calls=self._outage_failures)
-        self._outage_failures = 0
+        closed = self.breaker.record_success()
+        with self._lock:
+            failed, self._outage_failures = self._outage_failures, 0
+        if closed or failed:
+            self.log.info("cloud answers again", failed_calls=failed)
         return CloudReply(True, result)
 
     def _failed(self, exc: BaseException) -> CloudReply:
         error = _describe(exc)
         refused = isinstance(exc, RemoteError) and 400 <= exc.status < 500
         opened = False if refused else self.breaker.record_failure()
-        self._outage_failures += 1
-        if self._outage_failures == 1:
+        with self._lock:
+            self._outage_failures += 1
+            first = self._outage_failures == 1
+        if first:
             self.log.warning(
                 "cloud call failed; answering from the edge until it answers again",
                 error=error,

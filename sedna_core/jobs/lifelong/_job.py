@@ -235,6 +235,7 @@ class LifelongLearning(JobBase):
                     token=cfg.token,
                     ca_file=cfg.tls_ca,
                     timeout=cfg.request_timeout,
+                    retries=max(0, cfg.kb_retries),
                     clock=self.clock,
                 )
                 cache_dir = cfg.edge_output_url or str(self.output_dir / "edge-kb")
@@ -516,7 +517,7 @@ class LifelongLearning(JobBase):
                 know.allocator_input(know.definition_allocator, vx, vfeat)
             )
             keep = np.flatnonzero(vids != UNSEEN)
-            calib = self._detection(know, take_rows(vx, keep), vfeat, vids[keep], vy, keep)
+            calib = self._detection(know, vx, vfeat, vids, vy, keep)
         else:
             if len(valid_rows) == 0:
                 self.log.warning("no validation rows: detector thresholds set on training rows")
@@ -548,11 +549,10 @@ class LifelongLearning(JobBase):
         sub_x = take_rows(x, rows)
         sub_f = None if features is None else features[rows]
         sub_model_x = know.model_input(sub_x, sub_f)
-        ids = np.asarray(task_ids)[rows] if len(task_ids) != len(rows) or True else task_ids
         return DetectionData(
             x=sub_x,
             features=np.empty((len(rows), 0)) if sub_f is None else sub_f,
-            task_ids=ids,
+            task_ids=np.asarray(task_ids)[rows],
             y=None if y is None else np.asarray(y)[rows],
             proba=self._proba_fn(know, sub_model_x),
         )
@@ -610,9 +610,12 @@ class LifelongLearning(JobBase):
         know = self._knowledge_now()
         x, _ = _unpack(data)
         result, unseen, tasks = self._predict(know, x, detect=True)
-        if unseen_sample_postprocess is not None and unseen.any():
+        if unseen.any():
             rows = np.flatnonzero(unseen)
-            unseen_sample_postprocess(take_rows(x, rows), rows)
+            if unseen_sample_postprocess is not None:
+                unseen_sample_postprocess(take_rows(x, rows), rows)
+            elif self.config.unseen_save_url:
+                self._save_unseen(know, x, rows)
         if post_process is not None:
             result = post_process(result)
         flags: Any = bool(unseen[0]) if len(unseen) == 1 else unseen
@@ -699,6 +702,24 @@ class LifelongLearning(JobBase):
                 )
             )
         return self.inference_integrate.integrate(results, n), unseen, results
+
+    def _save_unseen(self, know: Knowledge, x: Any, rows: np.ndarray) -> None:
+        """Keep unseen samples for labelling (Sedna's ``unseen_save_url``): numeric features
+        as ``.npz`` (no pickles), one file per inference call; failures are logged."""
+        from sedna_core.artifacts import upload
+
+        features = know.features(take_rows(x, rows))
+        if features is None:
+            self.log.warning("unseen samples are not numeric; not saved", count=len(rows))
+            return
+        target = self.config.unseen_save_url or ""
+        name = f"unseen-{self.clock.time():.6f}-{len(rows)}.npz"
+        try:
+            with scratch_dir() as tmp:
+                path = save_samples(Path(tmp) / name, features, None, np.zeros(len(rows), bool))
+                upload(str(path), target.rstrip("/") + "/")  # local dir, file://, s3://, http(s)
+        except Exception as exc:  # saving for later labelling must not fail inference
+            self.log.warning("could not save unseen samples", target=target, error=str(exc))
 
     def unseen_scores(self, data: Any) -> dict[str, np.ndarray]:
         """Each detector's score per sample (higher: more likely an unseen task), e.g. to
@@ -890,13 +911,18 @@ class LifelongLearning(JobBase):
             sub_y = None if ys is None else ys[plan.new_rows]
             defined = know.definition.fit(take_rows(x, plan.new_rows), sub_y)
             next_id = know.next_task_id()
+            by_attributes = bool(defined.attribute_columns)
             for t in defined.tasks:
                 rows = plan.new_rows[np.asarray(defined.task_ids) == t.task_id]
-                if t.entry in by_entry:  # a known task after all: update it
+                if by_attributes and t.entry in by_entry:  # same attributes: a known task
                     tid = by_entry[t.entry].task_id
                     new_ids[rows] = tid
                     strategies.setdefault(tid, "retrain")
                     continue
+                base, n = t.entry, 2
+                while t.entry in by_entry:  # clusters of new data: new names
+                    t.entry, n = f"{base}-{n}", n + 1
+                by_entry[t.entry] = t
                 t.task_id = next_id
                 next_id += 1
                 new_ids[rows] = t.task_id
@@ -991,17 +1017,15 @@ class LifelongLearning(JobBase):
                 )
                 for d in know.detectors
             ]
-            table_ok = all(d.requires <= {"features", "models"} for d in detectors)
-            det_x: Any = all_f if table_ok else x
-            if table_ok:
-                know.detectors = self._fit_detectors(
-                    know, detectors, det_x, all_y, all_f, all_ids, all_valid, valid_data
-                )
-            else:  # attribute detectors learn from the tasks themselves
-                for d in detectors:
+            by_samples = [d for d in detectors if "attributes" not in d.requires]
+            self._fit_detectors(
+                know, by_samples, all_f, all_y, all_f, all_ids, all_valid, valid_data
+            )
+            for d in detectors:  # attribute detectors learn from the tasks themselves
+                if "attributes" in d.requires:
                     d.fit(DetectionData(x, features, new_ids, ys), tasks)
                     d.calibrate(DetectionData(x, features, new_ids, ys))
-                know.detectors = detectors
+            know.detectors = detectors
             self._store_samples(
                 know,
                 tmp,

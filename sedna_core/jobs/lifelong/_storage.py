@@ -67,6 +67,7 @@ class LocalStorage(Storage):
         self.store = ArtifactStore(self.root / "artifacts", clock=clock)
         self.index_file = self.root / "index.json"
         self.index_url = str(self.index_file)
+        self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     def put(self, name: str, path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
         info = self.store.put(name, path, format=fmt)
@@ -81,7 +82,7 @@ class LocalStorage(Storage):
         }
 
     def publish(self, index: Mapping[str, Any]) -> int:
-        doc = validate_index(dict(index))
+        doc = json.loads(json.dumps(validate_index(index)))
         previous = self.latest()
         doc["version"] = (previous or {}).get("version", 0) + 1
         text = json.dumps(doc, sort_keys=True)
@@ -92,9 +93,15 @@ class LocalStorage(Storage):
         return int(doc["version"])
 
     def latest(self, *, refresh: bool = True) -> dict[str, Any] | None:
-        if not self.index_file.is_file():
+        try:
+            stat = self.index_file.stat()
+        except FileNotFoundError:
             return None
-        return validate_index(json.loads(self.index_file.read_text(encoding="utf-8")))
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if self._cached is None or self._cached[0] != key:  # parse and validate once per file
+            doc = validate_index(json.loads(self.index_file.read_text(encoding="utf-8")))
+            self._cached = (key, doc)
+        return self._cached[1]
 
     def local_path(self, ref: Mapping[str, Any]) -> Path:
         try:
@@ -106,9 +113,10 @@ class LocalStorage(Storage):
             raise
 
     def set_deployed(self, groups: Sequence[str], deployed: bool, reason: str) -> int | None:
-        doc = self.latest()
-        if doc is None:
+        latest = self.latest()
+        if latest is None:
             raise KnowledgeBaseError("no task index yet: train first")
+        doc = json.loads(json.dumps(latest))  # a copy: the cached one stays as published
         changed = False
         for group in doc["seen_task"]["task_groups"]:
             if group["entry"] in groups and group.get("deployed", True) != deployed:

@@ -87,6 +87,8 @@ def calls(name: str) -> Calls:
         "SampleRegonitionDefault": detector_calls,
         "ModelProbeFilter": detector_calls,
         "UpdateStrategyDefault": [("decide", (table, y, tasks, allocation, allocation < 0))],
-        "UpdateStrategyByFinetune": [("decide", (table, d["paths"], d["origins"], allocation, ids < 0))],
+        "UpdateStrategyByFinetune": [
+            ("decide", (table, d["paths"], d["origins"], allocation, ids < 0))
+        ],
     }
     return table_of[name]

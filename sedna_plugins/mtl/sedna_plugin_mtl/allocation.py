@@ -386,15 +386,25 @@ def ovo_votes(feats: np.ndarray, state: Mapping[str, np.ndarray]) -> np.ndarray:
     n_support, intercept = state["n_support"], state["intercept"]
     gamma = float(state["gamma"][0])
     sq = (feats**2).sum(1)[:, None] + (sv**2).sum(1)[None, :] - 2.0 * feats @ sv.T
-    kernel = np.exp(-gamma * np.maximum(sq, 0.0))
+    np.maximum(sq, 0.0, out=sq)
+    kernel = np.exp(-gamma * sq, out=sq)
     starts = np.concatenate([[0], np.cumsum(n_support)])
     n_class = len(n_support)
+    # one product for every partial sum: column (c, r) = coef[r] over class c's support vectors
+    weights = np.zeros((len(sv), n_class * (n_class - 1)))
+    for c in range(n_class):
+        rows = slice(starts[c], starts[c + 1])
+        weights[rows, c * (n_class - 1) : (c + 1) * (n_class - 1)] = coef[:, rows].T
+    partial = kernel @ weights
     votes = np.zeros((len(feats), n_class), dtype=np.int64)
     p = 0
     for i in range(n_class):
         for j in range(i + 1, n_class):
-            si, sj = slice(starts[i], starts[i + 1]), slice(starts[j], starts[j + 1])
-            dec = kernel[:, si] @ coef[j - 1, si] + kernel[:, sj] @ coef[i, sj] + intercept[p]
+            dec = (
+                partial[:, i * (n_class - 1) + (j - 1)]
+                + partial[:, j * (n_class - 1) + i]
+                + intercept[p]
+            )
             votes[:, i] += dec > 0
             votes[:, j] += dec <= 0
             p += 1

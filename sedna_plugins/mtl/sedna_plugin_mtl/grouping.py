@@ -106,7 +106,10 @@ class DefaultInferenceIntegrate(BaseInferenceIntegrate):
             )
         if not parts:
             return np.empty(0)
+        kinds = {p.dtype.kind for p in parts}
         try:
+            if len(kinds) > 1 and not kinds <= set("biuf"):
+                raise TypeError("text and numbers: keep each as it is")
             merged = np.concatenate(parts)
         except (ValueError, TypeError):  # mismatched shapes or unpromotable dtypes
             merged = np.empty(len(all_rows), dtype=object)

@@ -91,6 +91,7 @@ class RawClient:
         self.session = session
         self.ws = ws
         self.welcome: dict[str, Any] = {}
+        self.closed: dict[str, Any] = {}
 
     @classmethod
     async def connect(
@@ -102,6 +103,8 @@ class RawClient:
         await ws.send_str(json.dumps({"v": version, "type": "join", "client_id": client_id,
                                       "token": token}))
         client.welcome = await client.control()
+        if client.welcome["type"] == "error":  # refused: read (and so answer) the close
+            client.closed = await client.control()
         return client
 
     async def control(self, timeout: float = 30.0) -> dict[str, Any]:

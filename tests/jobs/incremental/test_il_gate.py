@@ -32,7 +32,8 @@ def test_il_first_model_deploys_and_reports(tmp_path, il_pm, fake_reporter, sea_
     job = _job(tmp_path, il_pm, fake_reporter)
     job.train((x, y))
     d = job.last_decision
-    assert d is not None and d.deployed and d.candidate == "1" and d.serving is None
+    # the unfitted instance given to the constructor "served" as version "initial"
+    assert d is not None and d.deployed and d.candidate == "1" and d.serving == "initial"
     assert job.versions.serving == "1" and job.serving is not None
     assert job.serving.version == "1"
     assert ("train", "completed") in fake_reporter.kinds()
@@ -78,7 +79,7 @@ def test_il_gate_rejects_a_worse_candidate(tmp_path, il_pm, fake_reporter, sea_d
     assert [v.version for v in job.versions.versions()] == ["1", "2"]  # kept for inspection
     # decisions persist beside the store, with both scores
     reopened = ModelVersions(tmp_path / "ws", job.versions.name, clock=job.clock)
-    gate = [x for x in reopened.decisions() if x.candidate == "2"][0]
+    gate = next(x for x in reopened.decisions() if x.candidate == "2")
     assert gate.serving_scores["precision"] > gate.candidate_scores["precision"]
     assert reopened.rejected == ["2"]
 
@@ -193,3 +194,20 @@ def test_il_gate_paired_statistics() -> None:
 def test_il_gate_rejects_unknown_metric_at_construction() -> None:
     with pytest.raises(ConfigError, match="precisoin"):
         DeployGate("precisoin_delta > 0.1")
+
+
+def test_il_fitted_estimator_serves_until_a_version_does(tmp_path, il_pm, fake_reporter, sea_data):
+    x, y = sea_data(300)
+    xv, yv = sea_data(200, seed=1)
+    fitted = LogisticRegression().fit(x, 1 - y)  # fitted on the wrong concept
+    pm, _ = il_pm
+    job = IncrementalLearning(
+        fitted, config=IncrementalConfig.from_env({}), workspace=tmp_path / "ws", plugin_manager=pm
+    )
+    job.reporter = fake_reporter
+    out = job.inference_batch(xv)
+    assert out.version == "initial" and np.mean(out.final == yv) < 0.1
+    job.train((x, y), eval_data=(xv, yv))
+    d = job.last_decision
+    assert d.deployed and d.serving == "initial" and d.serving_scores["accuracy"] < 0.1
+    assert job.inference_batch(xv).version == "1"

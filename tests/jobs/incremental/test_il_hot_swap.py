@@ -82,7 +82,7 @@ def test_il_concurrent_inference_during_swaps(tmp_path, tag_backend) -> None:
                 out = job.inference_batch(batch)
                 values = set(out.final.tolist())
                 assert values == {tags[out.version]}, (values, out.version)
-                raw, final, hard = job.inference(np.zeros((1, 2)))
+                raw, _final, _hard = job.inference(np.zeros((1, 2)))
                 assert len(set(raw.tolist())) == 1
                 calls[i] += 1
         except BaseException as exc:
@@ -193,7 +193,7 @@ def test_il_hot_update_missing_config_keeps_polling(tmp_path, tag_backend) -> No
         _wait_asleep(clock)
         clock.advance(5)
         assert watcher.wait_for_polls(n)
-    assert job.serving is None and watcher.running
+    assert job.serving is not None and job.serving.version == "initial" and watcher.running
     job.close()
     clock.advance(5)
 

@@ -70,7 +70,7 @@ def test_il_retrain_trigger_label_and_retrain(tmp_path, il_pm, sea_data) -> None
     job = _job(tmp_path, il_pm, ENV, mine_proba=True, deploy_rule="accuracy_delta > -1")
     job.train((x[:20], y[:20]))
     assert not job.retrain_due()
-    xs, ys = sea_data(400, seed=5)
+    xs, _ys = sea_data(400, seed=5)
     job.inference_batch(xs)
     assert job.retrain_values()["num_of_samples"] > 5 and job.retrain_due()
     n = job.label_hard_examples(lambda hx: (hx[:, 0] + hx[:, 1] > 8).astype(np.int64))

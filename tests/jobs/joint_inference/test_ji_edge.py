@@ -246,3 +246,15 @@ def test_periodic_lc_report_in_sednas_shape(serve, models, samples, hem_pm):
         ji.close()
         clock.advance(30.0)  # let the reporter's thread see the close
         lc.stop_background()
+
+
+def test_cloud_address_from_sedna_environment(monkeypatch, serve, models, samples, hem_pm):
+    svc = serve()
+    monkeypatch.setenv("BIG_MODEL_IP", "127.0.0.1")
+    monkeypatch.setenv("BIG_MODEL_PORT", str(svc.port))
+    monkeypatch.setenv("JOB_NAME", "ji")
+    monkeypatch.setenv("SEDNA_JI_WIRE", "json")
+    with JointInference(models.edge, "CloudOnly") as ji:
+        assert ji.config.cloud_base_url == f"http://127.0.0.1:{svc.port}"
+        cloud = ji.inference(samples[:1])[3]
+    assert cloud == models.cloud.predict(samples[:1]).tolist()  # JSON: Sedna's list

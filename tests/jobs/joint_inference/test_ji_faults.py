@@ -154,3 +154,55 @@ def test_authentication(serve, models, samples, hem_pm):
         assert ji.inference(samples[:1])[3] is None  # 401: answered from the edge
     with JointInference(models.edge, "CloudOnly", config=cfg, token="t0ken") as ji:
         assert ji.inference(samples[:1])[3] is not None
+
+
+def test_tls_and_token_end_to_end(serve, models, samples, hem_pm, tmp_path):
+    import trustme
+
+    from sedna_core.config.joint_inference import BigModelServiceConfig
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    svc = serve(
+        service_config=BigModelServiceConfig(
+            host="127.0.0.1",
+            port=0,
+            token="t0ken",
+            tls_cert=str(tmp_path / "server.pem"),
+            tls_key=str(tmp_path / "server.pem"),
+        )
+    )
+    assert svc.url.startswith("https://")
+    cfg = JointInferenceConfig.from_env(
+        {}, job_name="ji", big_model_url=svc.url, token="t0ken", tls_ca=str(tmp_path / "ca.pem")
+    )
+    with JointInference(models.edge, "CloudOnly", config=cfg) as ji:
+        _, final, _, cloud = ji.inference_batch(samples[:3])
+    assert cloud[0] is not None
+    np.testing.assert_allclose(final, models.cloud.predict(samples[:3]))
+
+
+async def test_a_cancelled_probe_does_not_wedge_the_breaker(serve, models, samples, hem_pm):
+    import asyncio
+
+    clock = ManualClock()
+    models.cloud.gate = threading.Event()  # the service stalls until teardown
+    svc = serve(workers=2)
+    cfg = JointInferenceConfig.from_env(
+        {}, job_name="ji", big_model_url=svc.url, breaker_failures=1, breaker_cooldown=5.0
+    )
+    ji = JointInference(models.edge, "CloudOnly", config=cfg, clock=clock)
+    try:
+        ji.breaker.record_failure()  # open
+        clock.advance(5.0)
+        probe = asyncio.ensure_future(ji.ainference(samples[:1]))
+        # wait (in a thread, without blocking the loop) until the probe reached the cloud
+        assert await asyncio.to_thread(models.cloud.entered.wait, 10)
+        probe.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        assert ji.breaker.allow()  # another call may probe
+    finally:
+        await ji.aclose()

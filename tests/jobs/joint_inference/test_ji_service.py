@@ -173,3 +173,20 @@ def test_refuses_bad_job_names_and_missing_estimators(models):
         BigModelService(models.cloud, job_name="a/b")
     with pytest.raises(JobError):
         BigModelService(None, job_name="ok")
+
+
+def test_tiny_predictions_may_run_inline_big_ones_never():
+    from sedna_core.jobs.joint_inference._service import _Placement
+
+    placement = _Placement(inline_below=0.001)
+    assert not placement.inline(1)  # no measurements yet: in a thread
+    for _ in range(_Placement.WARMUP):
+        placement.record(0.0001, 1)
+    assert placement.inline(1)  # 0.1 ms expected: on the loop
+    assert not placement.inline(100)  # 10 ms expected: in a thread
+    placement.record(0.5, 1)  # a slow one pushes the estimate up at once
+    assert not placement.inline(1)
+    never = _Placement(inline_below=0.0)
+    for _ in range(20):
+        never.record(1e-9, 1)
+    assert not never.inline(1)

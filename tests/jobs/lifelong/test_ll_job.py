@@ -31,7 +31,8 @@ def weather():
 
 def job(tmp_path, **kwargs):
     kwargs.setdefault("task_definition", DEFINITION)
-    kwargs.setdefault("output_url", str(tmp_path / "out"))
+    if "config" not in kwargs:
+        kwargs.setdefault("output_url", str(tmp_path / "out"))
     return LifelongLearning(LogisticRegression(max_iter=500), **kwargs)
 
 
@@ -76,9 +77,15 @@ def test_ll_current_sedna_signature_and_aliases(tmp_path, weather):
     ll = LifelongLearning(
         seen_estimator=LogisticRegression(max_iter=500),
         unseen_estimator=unseen_model,
-        task_definition={"method": "TaskDefinitionByDataAttr", "param": '{"attribute": "season, city"}'},
+        task_definition={
+            "method": "TaskDefinitionByDataAttr",
+            "param": '{"attribute": "season, city"}',
+        },
         task_relationship_discovery={"method": "DefaultTaskRelationDiscover"},
-        task_allocation={"method": "TaskAllocationByDataAttr", "param": {"attribute": ["season", "city"]}},
+        task_allocation={
+            "method": "TaskAllocationByDataAttr",
+            "param": {"attribute": ["season", "city"]},
+        },
         task_remodeling="DefaultTaskRemodeling",
         inference_integrate="DefaultInferenceIntegrate",
         task_update_decision={"method": "UpdateStrategyDefault", "param": {"strategy": "retrain"}},
@@ -88,7 +95,7 @@ def test_ll_current_sedna_signature_and_aliases(tmp_path, weather):
         output_url=str(tmp_path / "out"),
     )
     ll.train((x, y))
-    result, is_unseen, tasks = ll.inference(xt)
+    result, _is_unseen, tasks = ll.inference(xt)
     assert calls == [int(truly_unseen.sum())]
     assert (result[truly_unseen] == -1).all() and (result[~truly_unseen] >= 0).all()
     assert any(t.entry == "unseen" and t.is_unseen for t in tasks)
@@ -127,7 +134,7 @@ def test_ll_train_keywords_reach_every_task_model(tmp_path, weather):
 
 
 def test_ll_evaluate_reports_per_task_scores_and_applies_the_drop_rule(tmp_path, weather):
-    (x, y), (xt, yt), truly_unseen = weather
+    (x, y), (xt, yt), _truly_unseen = weather
     ll = job(tmp_path)
     ll.train((x, y))
     report = ll.evaluate((xt, yt))
@@ -144,6 +151,23 @@ def test_ll_evaluate_reports_per_task_scores_and_applies_the_drop_rule(tmp_path,
     assert flags.all()  # a withdrawn task's model is not trusted: its samples are flagged
 
 
+def test_ll_unseen_samples_are_kept_for_labelling(tmp_path, weather):
+    (x, y), (xt, _), truly_unseen = weather
+    cfg = LifelongConfig.from_env(
+        {"OUTPUT_URL": str(tmp_path / "out"), "unseen_save_url": str(tmp_path / "unseen")}
+    )
+    ll = job(tmp_path, config=cfg)
+    ll.train((x, y))
+    ll.inference(xt)
+    saved = list((tmp_path / "unseen").glob("unseen-*.npz"))
+    assert len(saved) == 1
+    with np.load(saved[0], allow_pickle=False) as data:
+        assert data["x"].shape == (int(truly_unseen.sum()), 6)
+    seen_by_callback = []
+    ll.inference(xt, unseen_sample_postprocess=lambda s, rows: seen_by_callback.append(rows))
+    np.testing.assert_array_equal(seen_by_callback[0], np.flatnonzero(truly_unseen))
+
+
 def test_ll_drop_rule_from_environment(tmp_path):
     cfg = LifelongConfig.from_env({"operator": ">=", "model_threshold": "0.5"})
     assert (cfg.operator, cfg.model_threshold) == (">=", 0.5)
@@ -152,7 +176,7 @@ def test_ll_drop_rule_from_environment(tmp_path):
 
 
 def test_ll_update_adds_new_tasks_and_retrains_known_ones(tmp_path, weather):
-    (x, y), (xt, yt), truly_unseen = weather
+    (x, y), (xt, yt), _truly_unseen = weather
     ll = job(tmp_path)
     ll.train((x, y))
     before = {g.entry: g.model["sha256"] for g in ll.knowledge.groups}
@@ -176,7 +200,9 @@ def test_ll_update_adds_new_tasks_and_retrains_known_ones(tmp_path, weather):
     cfg = LifelongConfig.from_env(
         {"HAS_COMPLETED_INITIAL_TRAINING": "true", "OUTPUT_URL": str(tmp_path / "out")}
     )
-    again = LifelongLearning(LogisticRegression(max_iter=500), task_definition=DEFINITION, config=cfg)
+    again = LifelongLearning(
+        LogisticRegression(max_iter=500), task_definition=DEFINITION, config=cfg
+    )
     again.train(make_weather_tasks(seed=6, n_per_site=60, sites=[("spring", "berlin")]))
     assert again.task_index()["version"] == 3
     assert "spring_berlin" in {g["entry"] for g in again.task_index()["seen_task"]["task_groups"]}
@@ -190,8 +216,12 @@ def test_ll_knowledge_base_mode_edge_cache_and_hot_refresh(tmp_path, weather):
     try:
         cloud = job(tmp_path, kb_server=server.url, output_url=str(tmp_path / "cloud"))
         cloud.train((x, y))
-        edge = job(tmp_path, kb_server=server.url, output_url=str(tmp_path / "edge"), clock=clock)
-        result, flags, _ = edge.inference(xt)
+        # retries back off on the job's clock; this one only moves when the test says so
+        edge_cfg = LifelongConfig.from_env(
+            {"KB_SERVER": server.url, "OUTPUT_URL": str(tmp_path / "edge"), "KB_RETRIES": "0"}
+        )
+        edge = job(tmp_path, config=edge_cfg, clock=clock)
+        _result, flags, _ = edge.inference(xt)
         np.testing.assert_array_equal(flags, truly_unseen)
         with KnowledgeBaseClient(server.url) as client:
             rows = client.query({"season": "winter", "city": "rome"})
@@ -213,7 +243,7 @@ def test_ll_knowledge_base_mode_edge_cache_and_hot_refresh(tmp_path, weather):
     np.testing.assert_array_equal(flags_offline, flags_new)
     assert (offline[~flags_offline] == yt[~flags_offline]).mean() > 0.85
     # and so does a restarted edge process with nothing but its cache directory
-    restarted = job(tmp_path, kb_server=server.url, output_url=str(tmp_path / "edge"), clock=clock)
+    restarted = job(tmp_path, config=edge_cfg, clock=clock)
     again, _, _ = restarted.inference(xt)
     np.testing.assert_array_equal(again, offline)
     for j in (cloud, edge, restarted):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sedna_plugin_mtl import hooks
 
 from sedna_core.testing import check_algorithm, parametrize_with_checks
-from sedna_plugin_mtl import hooks
 
 CLASSES = [
     cls

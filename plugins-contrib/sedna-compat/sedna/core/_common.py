@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["callback", "hem_from_config", "hem_spec"]
+__all__ = ["callback", "hem_from_config", "hem_spec", "inference_only"]
 
 
 def hem_from_config(**param: Any) -> dict[str, Any]:
@@ -40,3 +40,35 @@ def callback(post_process: Any) -> Callable[..., Any] | None:
 
         return ClassFactory.get_cls(ClassType.CALLBACK, post_process)  # type: ignore[no-any-return]
     return post_process  # type: ignore[no-any-return]
+
+
+def _no_train(self: Any, *args: Any, **kwargs: Any) -> Any:
+    from sedna_core.errors import JobError
+
+    raise JobError(f"{type(self).__name__} has no train(): it serves inference only")
+
+
+def inference_only(estimator: Any) -> Any:
+    """Sedna accepted estimators with only ``load``/``predict`` for inference workers (its
+    helmet example's); sedna-core's generic backend wants ``train`` or ``fit`` as well, so such
+    an estimator gets a ``train`` that raises."""
+    if estimator is None or not callable(getattr(estimator, "predict", None)):
+        return estimator
+    if callable(getattr(estimator, "train", None)) or callable(getattr(estimator, "fit", None)):
+        return estimator
+    if isinstance(estimator, type):
+        return type(estimator.__name__, (estimator,), {"train": _no_train})
+    return _InferenceOnly(estimator)
+
+
+class _InferenceOnly:
+    """Delegates to an estimator instance and adds a ``train`` that raises."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.estimator, name)
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        return _no_train(self.estimator)

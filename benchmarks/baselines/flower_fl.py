@@ -1,0 +1,119 @@
+"""Flower's fastest classic path, for comparison: its gRPC-bidi server and NumPy clients.
+
+``flwr.server.start_server`` and ``flwr.client.start_client`` (``flwr.compat`` in 1.42: the
+deprecated but still shipped legacy transport, one long-lived bidirectional gRPC stream per
+client; no SuperLink/SuperNode polling). All traffic stays on 127.0.0.1 and Flower's telemetry
+and update checks are switched off before it is imported.
+
+Roles (each its own process)::
+
+    python -m benchmarks.baselines.flower_fl server PORT PARAMS CLIENTS ROUNDS
+    python -m benchmarks.baselines.flower_fl client PORT PARAMS CID
+
+The server prints one JSON line: the per-round times (from ``configure_fit``, just before the
+weights are sent, to the end of ``aggregate_fit``, when the new global weights exist: the same
+definition as ours) and its peak RSS. Strategies are Flower's own ``FedAvg`` (in-place
+aggregation), unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+
+def quiet_flower() -> None:
+    os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
+    os.environ["FLWR_DISABLE_UPDATE_CHECK"] = "1"
+    os.environ.setdefault("FLWR_HOME", tempfile.mkdtemp(prefix="flwr-home-"))
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+def model(params: int, seed: int = 0) -> list[np.ndarray]:
+    """The benchmark model: four float32 tensors totalling ``params`` elements."""
+    rng = np.random.default_rng(seed)
+    sizes = [params // 2, params // 4, params // 8]
+    sizes.append(params - sum(sizes))
+    return [rng.standard_normal(n, dtype=np.float32) for n in sizes]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def server(port: int, params: int, clients: int, rounds: int) -> None:
+    quiet_flower()
+    import logging
+
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server import ServerConfig, start_server
+    from flwr.server.strategy import FedAvg
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    base = rss_mb()
+    times: list[float] = []
+
+    class TimedFedAvg(FedAvg):
+        def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+            self._t0 = time.perf_counter()
+            return super().configure_fit(server_round, parameters, client_manager)
+
+        def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
+            out = super().aggregate_fit(server_round, results, failures)
+            times.append(time.perf_counter() - self._t0)
+            return out
+
+    strategy = TimedFedAvg(
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=clients,
+        min_available_clients=clients,
+        initial_parameters=ndarrays_to_parameters(model(params)),
+    )
+    start_server(
+        server_address=f"127.0.0.1:{port}",
+        config=ServerConfig(num_rounds=rounds),
+        strategy=strategy,
+    )
+    print(json.dumps({"round_times": times, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}),
+          flush=True)
+
+
+def client(port: int, params: int, cid: int) -> None:
+    quiet_flower()
+    import logging
+
+    from flwr.client import NumPyClient, start_client
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+
+    class Client(NumPyClient):
+        def get_parameters(self, config: Any) -> list[np.ndarray]:
+            return model(params)
+
+        def fit(self, parameters: list[np.ndarray], config: Any) -> Any:
+            for w in parameters:  # the same trivial "training" as ours
+                w += np.float32(0.001 * (cid + 1))
+            return parameters, 100, {}
+
+    start_client(server_address=f"127.0.0.1:{port}", client=Client().to_client(), insecure=True)
+
+
+if __name__ == "__main__":
+    role, *rest = sys.argv[1:]
+    if role == "server":
+        server(*(int(x) for x in rest))  # type: ignore[call-arg]
+    else:
+        client(*(int(x) for x in rest))  # type: ignore[call-arg]
