@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cid", type=int, default=0)
     ap.add_argument("--checkpoint-dir", default="")
     ap.add_argument("--checkpoint", action="store_true", help="also run ours with checkpoints")
+    ap.add_argument("--ours-only", action="store_true", help="skip Flower (no ratio line)")
     args = ap.parse_args(argv)
     if args.role == "server":
         ours_server(args.port, int(args.params), args.clients, args.rounds, args.checkpoint_dir)
@@ -182,12 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     for params in (int(p) for p in args.params.split(",")):
         rounds = args.rounds or (8 if params <= 1_000_000 else 5)
         rows = {}
-        systems = ["sedna-core", "flower"] + (["sedna-core-ckpt"] if args.checkpoint else [])
+        systems = ["sedna-core"] + ([] if args.ours_only else ["flower"])
+        systems += ["sedna-core-ckpt"] if args.checkpoint else []
         for system in systems:
             name = "sedna-core" if system.startswith("sedna") else system
             row = run_system(name, params, args.clients, rounds, system.endswith("ckpt"))
             rows[system] = row
             print(json.dumps(row), flush=True)
+        if "flower" not in rows:
+            continue
         ours, flower = rows["sedna-core"], rows["flower"]
         print(json.dumps({
             "bench": "federated_round_time",

@@ -74,20 +74,22 @@ class GenericBackend(BaseBackend):
 
     @classmethod
     def accepts(cls, estimator: Any) -> bool:
-        """Objects (or classes) with ``predict`` and ``train`` or ``fit``."""
+        """Objects (or classes) with ``predict``.
+
+        Serving-only estimators (Sedna's cloud models often have just ``load`` and ``predict``)
+        are accepted; calling a method they lack is a clear :class:`BackendError`.
+        """
         if estimator is None:
             return False
         if is_factory(estimator) and not isinstance(estimator, type):
             return True  # a function: what it builds is checked when it is called
-        return callable(getattr(estimator, "predict", None)) and (
-            callable(getattr(estimator, "train", None)) or callable(getattr(estimator, "fit", None))
-        )
+        return callable(getattr(estimator, "predict", None))
 
     def _check_model(self, model: Any) -> None:
         if not self.accepts(model) or is_factory(model):
             raise BackendError(
                 f"the estimator {type(model).__module__}.{type(model).__qualname__} has no "
-                "predict() and train()/fit(): give it Sedna's estimator methods, or name its "
+                "predict(): give it Sedna's estimator methods, or name its "
                 "framework's backend (backend='torch', 'keras', 'sklearn', 'xgboost')"
             )
 
@@ -101,7 +103,12 @@ class GenericBackend(BaseBackend):
         scikit-learn convention, with ``x, y`` taken from ``train_data``."""
         model = self.model
         own = getattr(model, "train", None)
-        fn = own if callable(own) else model.fit
+        fn = own if callable(own) else getattr(model, "fit", None)
+        if not callable(fn):
+            raise BackendError(
+                f"{type(model).__qualname__} has no train(train_data) or fit(x, y): it can "
+                "serve predictions but not be trained"
+            )
         if proximal_mu:
             if "proximal_mu" not in _accepted_kwargs(fn, {"proximal_mu": proximal_mu}):
                 self._reject_proximal(proximal_mu)

@@ -29,7 +29,7 @@ from sedna_core.config._settings import (
 __all__ = ["AggregationServerConfig", "FederatedConfig", "to_client_tokens", "to_fraction"]
 
 DEFAULT_AGG_PORT = 7363
-DEFAULT_CHUNK_BYTES = 4 << 20
+DEFAULT_CHUNK_BYTES = 1 << 20
 
 
 def _accepts(text: str) -> Any:

@@ -90,7 +90,7 @@ class TxtDataParse(BaseDataSource):
     def _row(
         self, line: str, index: Path, lineno: int, use_raw: bool, check_files: bool
     ) -> tuple[Any, Any]:
-        if use_raw:
+        if use_raw and self.process_func is None:
             return line.split(), None
         if self.process_func is not None:
             try:
@@ -107,6 +107,8 @@ class TxtDataParse(BaseDataSource):
                     path=str(index),
                     line=lineno,
                 )
+            if use_raw:
+                return row, None  # Sedna: x gets func's whole row, y stays empty
             if len(row) < 2:
                 return row[0], self._missing_label(index, lineno)
             return row[0], row[1]

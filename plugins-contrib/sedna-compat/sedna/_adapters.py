@@ -94,11 +94,15 @@ def refresh_registry() -> None:
 
     The tables are built once and rebuilt when a plugin is registered or removed; registering
     and removing an empty marker object is how a registration made later (a module imported
-    after a job ran) becomes visible through the public API.
+    after a job ran) becomes visible through the public API. Nothing happens before the
+    process-wide manager exists (its discovery will ask the hooks anyway): asking for it here
+    would start discovery early, or wait on it when a plugin registers while being loaded.
     """
-    from sedna_core.plugins import get_plugin_manager
+    from sedna_core.plugins import _manager
 
-    pm = get_plugin_manager()
+    pm = getattr(_manager, "_current", None)  # no public "is there one yet?" (see notes/M.md)
+    if pm is None:
+        return
     name = pm.register(_Marker(), name=f"sedna-compat-refresh-{id(object())}")
     pm.unregister(name=name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import operator as op
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,7 @@ class LifelongLearning(JobBase):
         self._unseen_backend: BaseBackend | None = None
         self._knowledge: Knowledge | None = None
         self._storage: Storage | None = None
+        self._lock = threading.RLock()
 
     @staticmethod
     def _spec_list(spec: Spec | Sequence[Spec]) -> list[Spec]:
@@ -255,14 +257,24 @@ class LifelongLearning(JobBase):
         super().close()
 
     def _knowledge_now(self, *, refresh: bool = True) -> Knowledge:
-        """The current knowledge: in memory, refreshed when the store publishes a newer one."""
+        """The current knowledge: in memory, refreshed when the store publishes a newer one.
+
+        A refresh builds a new :class:`Knowledge` and swaps it in whole, so a call already
+        running keeps the models it started with (Sedna's hot reload raced with inference).
+        """
+        with self._lock:
+            return self._refresh_knowledge(refresh)
+
+    def _refresh_knowledge(self, refresh: bool) -> Knowledge:
         doc = self.storage.latest(refresh=refresh)
         known = self._knowledge
         if doc is None:
             if known is None:
+                why = getattr(getattr(self.storage, "cache", None), "last_error", None)
                 raise JobError(
                     "nothing learned yet: train first, or point KB_SERVER / MODEL_URLS at a "
                     "knowledge base that has a task index"
+                    + (f" (the knowledge base could not be read: {why})" if why else "")
                 )
             return known
         if known is None or doc.get("version") != known.version:
@@ -286,6 +298,12 @@ class LifelongLearning(JobBase):
         return self._knowledge  # type: ignore[return-value]
 
     def _backend_of(self, know: Knowledge, group: Group) -> BaseBackend:
+        if group.backend is not None:
+            return group.backend
+        with self._lock:
+            return self._load_group(group)
+
+    def _load_group(self, group: Group) -> BaseBackend:
         if group.backend is None:
             if group.model is None:
                 raise JobError(f"task group {group.entry!r} has no model")

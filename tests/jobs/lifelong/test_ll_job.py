@@ -268,3 +268,10 @@ def test_ll_numeric_tasks_by_cluster_with_mahalanobis_detection(tmp_path):
     assert flags[100:].mean() > 0.95 and flags[:100].mean() < 0.15
     scores = ll.unseen_scores(np.vstack([near, far]))["MahalanobisFilter"]
     assert scores[100:].min() > scores[:100].max()
+    # new data from the far region forms a new task (named apart from the old clusters)
+    new = rng.normal([-8.0, 12.0, 0.0], 1.0, (150, 3))
+    ll.update((new, rng.integers(0, 2, len(new))))  # k-means may split it: both labels in each
+    entries = [g.entry for g in ll.knowledge.groups]
+    assert len(entries) == len(set(entries)) >= 3
+    _, flags, _ = ll.inference(far)
+    assert flags.mean() < 0.15
