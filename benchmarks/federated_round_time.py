@@ -112,10 +112,11 @@ def run_system(system: str, params: int, clients: int, rounds: int, checkpoint: 
     port = free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING", "SEDNA_LOG_FORMAT": "json"}
     with tempfile.TemporaryDirectory(prefix="fl-bench-") as tmp:
-        if system == "flower":
-            server_cmd = [PY, "-m", "benchmarks.baselines.flower_fl", "server",
+        if system in ("flower", "sedna-json"):
+            module = {"flower": "flower_fl", "sedna-json": "sedna_fl_json"}[system]
+            server_cmd = [PY, "-m", f"benchmarks.baselines.{module}", "server",
                           str(port), str(params), str(clients), str(rounds)]
-            client_cmd = [PY, "-m", "benchmarks.baselines.flower_fl", "client", str(port),
+            client_cmd = [PY, "-m", f"benchmarks.baselines.{module}", "client", str(port),
                           str(params)]
         else:
             server_cmd = [PY, "-m", "benchmarks.federated_round_time", "--role", "server",
@@ -127,7 +128,7 @@ def run_system(system: str, params: int, clients: int, rounds: int, checkpoint: 
         start = time.perf_counter()
         server = subprocess.Popen(server_cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5 if system == "flower" else 0.5)  # let it bind before clients dial
+        time.sleep(0.5 if system == "sedna-core" else 1.5)  # let it bind before clients dial
         procs = [subprocess.Popen([*client_cmd, str(i)], cwd=ROOT, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for i in range(clients)]
@@ -144,7 +145,7 @@ def run_system(system: str, params: int, clients: int, rounds: int, checkpoint: 
     if server.returncode != 0 or not lines:
         raise RuntimeError(f"{system} server failed ({server.returncode}):\n{err[-3000:]}")
     doc = json.loads(lines[-1])
-    times = doc["round_times"][1:]  # skip round 1 (start-up)
+    times = [t for t in doc["round_times"][1:] if t == t]  # skip round 1 (start-up), NaNs
     model_mb = params * 4 / 2**20
     return {
         "bench": "federated_round_time",

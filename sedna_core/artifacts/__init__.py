@@ -3,7 +3,7 @@
 ``ArtifactStore(root)`` keeps versions of named files (models, indexes, samples) with their
 metadata; :func:`fetch`, :func:`upload` and :func:`open_url` move files between local paths,
 ``http(s)://`` and ``s3://`` (fsspec); :func:`resolve_model_path` applies Sedna's
-``MODEL_URL`` / ``MODEL_NAME`` rules. See ``docs/runtime-data.md``.
+``MODEL_URL`` / ``MODEL_NAME`` rules. See ``docs/runtime.md``.
 """
 
 from __future__ import annotations

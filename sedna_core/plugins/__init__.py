@@ -10,6 +10,7 @@ from sedna_core.plugins._manager import (
     AlgorithmEntry,
     PluginInfo,
     SednaPluginManager,
+    current_plugin_manager,
     get_plugin_manager,
     reset_plugin_manager,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "SednaPluginManager",
     "announce",
     "create_algorithm",
+    "current_plugin_manager",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",

@@ -380,6 +380,12 @@ class SednaPluginManager:
                     return info
         return None
 
+    def refresh(self) -> None:
+        """Rebuild the algorithm tables on next use (after a plugin object changed what its
+        registration hooks return, e.g. a registry filled by imports made later)."""
+        with self._lock:
+            self._tables.clear()
+
     def algorithms(self, kind: str) -> dict[str, type]:
         """Name -> class of every algorithm of ``kind``.
 
@@ -626,6 +632,11 @@ def get_plugin_manager() -> SednaPluginManager:
                 _current = fresh
             pm = _current
     return pm
+
+
+def current_plugin_manager() -> SednaPluginManager | None:
+    """The process-wide manager if it exists yet, without starting discovery."""
+    return _current
 
 
 def reset_plugin_manager() -> None:

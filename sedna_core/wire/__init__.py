@@ -7,7 +7,7 @@ zero-copy views. The chunked form splits tensors into bounded frames that each d
 themselves (tensor key, dtype, full shape, element offset and count), so a receiver can
 process pieces as they arrive. Anything malformed raises
 :class:`~sedna_core.errors.WireFormatError`.
-See ``docs/runtime-data.md`` for the byte layout.
+See ``docs/runtime.md`` for the byte layout.
 """
 
 from __future__ import annotations

@@ -92,23 +92,16 @@ def resolve_spec(type_name: str, spec: Any) -> Any:
 def refresh_registry() -> None:
     """Make the process-wide plugin manager rebuild its algorithm tables.
 
-    The tables are built once and rebuilt when a plugin is registered or removed; registering
-    and removing an empty marker object is how a registration made later (a module imported
-    after a job ran) becomes visible through the public API. Nothing happens before the
-    process-wide manager exists (its discovery will ask the hooks anyway): asking for it here
-    would start discovery early, or wait on it when a plugin registers while being loaded.
+    A registration made later (a module imported after a job ran) becomes visible this way.
+    Nothing happens before the process-wide manager exists (its discovery will ask the hooks
+    anyway): asking for it here would start discovery early, or wait on it when a plugin
+    registers while being loaded.
     """
-    from sedna_core.plugins import _manager
+    from sedna_core.plugins import current_plugin_manager
 
-    pm = getattr(_manager, "_current", None)  # no public "is there one yet?" (see notes/M.md)
-    if pm is None:
-        return
-    name = pm.register(_Marker(), name=f"sedna-compat-refresh-{id(object())}")
-    pm.unregister(name=name)
-
-
-class _Marker:
-    """A plugin object with no hooks."""
+    pm = current_plugin_manager()
+    if pm is not None:
+        pm.refresh()
 
 
 # -- wrapping ---------------------------------------------------------------------------------
