@@ -5,7 +5,7 @@ Hierarchy (catch the narrowest class you can handle)::
     SednaError
     ├── ConfigError                  a setting (argument or environment variable) has a bad value
     ├── PluginError                  anything about plugins and algorithm resolution
-    │   ├── PluginLoadError          a plugin failed to load (raised only with SEDNA_STRICT_PLUGINS=1)
+    │   ├── PluginLoadError          a plugin failed to load (raised with SEDNA_STRICT_PLUGINS=1)
     │   ├── UnknownAlgorithmError    no algorithm of that kind has that name
     │   ├── AlgorithmConflictError   two distributions register the same name
     │   ├── AlgorithmUnavailableError the distribution providing it failed to load
@@ -45,9 +45,9 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "RemoteError",
+    "SednaError",
     "ServiceError",
     "ServiceUnavailableError",
-    "SednaError",
     "UnknownAlgorithmError",
     "WireFormatError",
 ]

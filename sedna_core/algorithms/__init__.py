@@ -21,7 +21,10 @@ KINDS: dict[str, tuple[type[Algorithm], str]] = {
     "hard_example_mining": (BaseHardExampleMiner, "sedna_register_hard_example_miners"),
     "task_definition": (BaseTaskDefinition, "sedna_register_task_definitions"),
     "task_allocation": (BaseTaskAllocation, "sedna_register_task_allocators"),
-    "task_relation_discovery": (BaseTaskRelationDiscover, "sedna_register_task_relation_discoverers"),
+    "task_relation_discovery": (
+        BaseTaskRelationDiscover,
+        "sedna_register_task_relation_discoverers",
+    ),
     "task_remodeling": (BaseTaskRemodeling, "sedna_register_task_remodelers"),
     "inference_integrate": (BaseInferenceIntegrate, "sedna_register_inference_integrators"),
     "unseen_task_detection": (BaseUnseenTaskDetector, "sedna_register_unseen_task_detectors"),

@@ -1,4 +1,5 @@
-"""``sedna kb ...``: knowledge-base helpers (schema upgrade, status, queries, deploy)."""
+"""``sedna kb ...``: knowledge-base helpers (schema upgrade, status, queries, deploy, and
+``import-sedna`` from :mod:`sedna_core.migration`)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def register(subparsers: Any) -> None:
     validate = sub.add_parser("validate", help="check a task index file against the schema")
     validate.add_argument("file")
     validate.set_defaults(func=cmd_validate)
+
+    from sedna_core.cli.kb_import import register_import_command
+
+    register_import_command(sub)
 
 
 def _database_args(p: argparse.ArgumentParser) -> None:

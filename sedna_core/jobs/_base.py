@@ -66,7 +66,7 @@ class JobBase:
         )
 
     def announce(self, hook: str, **kwargs: Any) -> None:
-        """Call the lifecycle hook ``hook`` on every plugin; plugin errors are logged, not raised."""
+        """Call the lifecycle hook ``hook`` on every plugin (plugin errors are logged)."""
         from sedna_core.plugins import announce
 
         announce(hook, plugin_manager=self.plugin_manager, **kwargs)

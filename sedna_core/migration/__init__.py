@@ -11,7 +11,6 @@ stand-ins (:mod:`sedna_core.migration._standins`); nothing is downloaded and not
 the pickle is imported. See ``docs/migrating-from-sedna.md``.
 """
 
-from sedna_core.migration._cli import register_import_command
 from sedna_core.migration._convert import UNPICKLE_WARNING, ImportReport, import_sedna_kb
 from sedna_core.migration._errors import MigrationError
 from sedna_core.migration._unpickle import load_index
@@ -22,5 +21,4 @@ __all__ = [
     "MigrationError",
     "import_sedna_kb",
     "load_index",
-    "register_import_command",
 ]

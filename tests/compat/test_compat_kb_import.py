@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sedna_core.cli.kb_import import register_import_command
 from sedna_core.knowledge_base import validate_index
 from sedna_core.migration import (
     MigrationError,
     import_sedna_kb,
     load_index,
-    register_import_command,
 )
 
 ARTIFACT = "sedna.algorithms.seen_task_learning.artifact"

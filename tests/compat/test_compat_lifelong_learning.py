@@ -33,12 +33,6 @@ def _table(path: Path, n: int, seed: int, seasons: tuple[str, ...] = ("Summer", 
                              "Berlin", label])  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="LifelongLearning does not yet take CSVDataParse tables whose attribute columns are "
-    "named (TaskDefinitionByDataAttr needs names; CSVDataParse gives a bare 2-D array and its "
-    "column names apart): the LL/datasource integration is pending",
-    strict=False,
-)
 def test_atcii_lifelong_example(tmp_path: Path, pods, lc) -> None:
     data = tmp_path / "data"
     data.mkdir()

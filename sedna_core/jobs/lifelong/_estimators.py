@@ -17,6 +17,7 @@ from typing import Any
 from sedna_core.algorithms import BaseBackend
 from sedna_core.backends import is_factory, set_backend
 from sedna_core.config import JobConfig
+from sedna_core.datasources import BaseDataSource
 from sedna_core.errors import BackendError, JobError
 from sedna_core.log import get_logger
 
@@ -94,10 +95,12 @@ def train_backend(
                 backend=backend.name,
             )
     use_valid = valid is not None and valid[0] is not None and _length(valid[0]) > 0
+    # Datasources, as Sedna hands them to estimators (every backend also reads them).
+    train_ds = BaseDataSource(train[0], train[1])
     try:
         if use_valid:
-            return backend.train(train, valid, **direct)
-        return backend.train(train, **direct)
+            return backend.train(train_ds, BaseDataSource(valid[0], valid[1]), **direct)
+        return backend.train(train_ds, **direct)
     except BackendError:
         raise
     except Exception as exc:

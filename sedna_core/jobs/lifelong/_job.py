@@ -68,7 +68,11 @@ def _unpack(data: Any) -> tuple[Any, Any]:
     if isinstance(data, tuple) and len(data) == 2:
         return data
     if hasattr(data, "x") and not isinstance(data, np.ndarray | Mapping):
-        return data.x, getattr(data, "y", None)
+        x, columns = data.x, getattr(data, "columns", None)
+        if columns and isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[1] == len(columns):
+            # CSVDataParse keeps names apart from its 2-D table: attribute tasks need them
+            x = {name: x[:, i] for i, name in enumerate(columns)}
+        return x, getattr(data, "y", None)
     return data, None
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "TaskAllocationByOrigin",
     "TaskAllocationBySVC",
     "TaskAllocationDefault",
+    "TaskMiningByDataAttr",
+    "TaskMiningBySVC",
 ]
 
 
@@ -409,3 +411,16 @@ def ovo_votes(feats: np.ndarray, state: Mapping[str, np.ndarray]) -> np.ndarray:
             votes[:, j] += dec <= 0
             p += 1
     return np.argmax(votes, axis=1)
+
+
+class TaskMiningByDataAttr(TaskAllocationByDataAttr):
+    """Sedna's older name (its ``MulTaskLearning`` "task mining") for
+    :class:`TaskAllocationByDataAttr`; kept so scripts written for it run unchanged."""
+
+    name: ClassVar[str] = "TaskMiningByDataAttr"
+
+
+class TaskMiningBySVC(TaskAllocationBySVC):
+    """Sedna's older name for :class:`TaskAllocationBySVC`."""
+
+    name: ClassVar[str] = "TaskMiningBySVC"

@@ -33,6 +33,8 @@ def sedna_register_task_allocators() -> list[type[Any]]:
         allocation.TaskAllocationBySVC,
         allocation.TaskAllocationByOrigin,
         allocation.TaskAllocationDefault,
+        allocation.TaskMiningByDataAttr,
+        allocation.TaskMiningBySVC,
     ]
 
 

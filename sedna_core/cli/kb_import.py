@@ -1,9 +1,7 @@
-"""``sedna kb import-sedna SRC DEST``: the command-line face of the importer.
+"""``sedna kb import-sedna SRC DEST``: the command-line face of :mod:`sedna_core.migration`.
 
-``sedna_core/cli/kb.py`` adds it to the ``kb`` group::
-
-    from sedna_core.migration import register_import_command
-    register_import_command(sub)   # sub: the kb group's subparsers
+``sedna_core/cli/kb.py`` adds it to the ``kb`` group; the importer itself is imported only when
+the command runs, so building the parser stays light.
 """
 
 from __future__ import annotations
