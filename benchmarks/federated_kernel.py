@@ -108,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         results["ours_sources"] = best(ours_sources, args.repeat)
         results["ours_spool_files"] = best(ours_spools, args.repeat)
         results["ours_chunks_arrival_order"] = best(ours_chunks, args.repeat)
-        check = [np.allclose(a, b, rtol=1e-5, atol=1e-6)
-                 for a, b in zip(ours_sources(), ours_spools(), strict=True)]
+        check = [
+            np.allclose(a, b, rtol=1e-5, atol=1e-6)
+            for a, b in zip(ours_sources(), ours_spools(), strict=True)
+        ]
         for s in spools:
             s.discard()
 
@@ -119,14 +121,31 @@ def main(argv: list[str] | None = None) -> int:
     copy_gbs = nbytes / results["numpy_copy"] / 1e9
     for name, seconds in results.items():
         gbs = nbytes / seconds / 1e9
-        print(json.dumps({
-            "bench": "federated_kernel", "variant": name, "clients": k, "params": n,
-            "seconds": round(seconds, 4), "gb_per_s": round(gbs, 2),
-            "fraction_of_copy": round(gbs / copy_gbs, 3),
-        }), flush=True)
-    print(json.dumps({"bench": "federated_kernel", "goal": ">= 0.5 of the numpy copy",
-                      "ours_over_copy": round(results["numpy_copy"] / results["ours_sources"], 3),
-                      "same_result_from_spools": all(check)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "federated_kernel",
+                    "variant": name,
+                    "clients": k,
+                    "params": n,
+                    "seconds": round(seconds, 4),
+                    "gb_per_s": round(gbs, 2),
+                    "fraction_of_copy": round(gbs / copy_gbs, 3),
+                }
+            ),
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "bench": "federated_kernel",
+                "goal": ">= 0.5 of the numpy copy",
+                "ours_over_copy": round(results["numpy_copy"] / results["ours_sources"], 3),
+                "same_result_from_spools": all(check),
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

@@ -73,8 +73,17 @@ def ours_server(port: int, params: int, clients: int, rounds: int, checkpoint: s
     )
     result = asyncio.run(server.run())
     times = [r["duration"] for r in result.history]
-    print(json.dumps({"round_times": times, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base,
-                      "status": result.status}), flush=True)
+    print(
+        json.dumps(
+            {
+                "round_times": times,
+                "peak_rss_mb": peak_rss_mb(),
+                "base_rss_mb": base,
+                "status": result.status,
+            }
+        ),
+        flush=True,
+    )
 
 
 class BenchEstimator:
@@ -101,8 +110,12 @@ class BenchEstimator:
 def ours_client(port: int, params: int, cid: int) -> None:
     from sedna_core.jobs.federated import FederatedLearning
 
-    FederatedLearning(BenchEstimator(params, cid), address=f"ws://127.0.0.1:{port}",
-                      client_id=f"bench-{cid}", backend="custom").train([0] * 100)
+    FederatedLearning(
+        BenchEstimator(params, cid),
+        address=f"ws://127.0.0.1:{port}",
+        client_id=f"bench-{cid}",
+        backend="custom",
+    ).train([0] * 100)
 
 
 # -- orchestration -------------------------------------------------------------------------
@@ -114,24 +127,70 @@ def run_system(system: str, params: int, clients: int, rounds: int, checkpoint: 
     with tempfile.TemporaryDirectory(prefix="fl-bench-") as tmp:
         if system in ("flower", "sedna-json"):
             module = {"flower": "flower_fl", "sedna-json": "sedna_fl_json"}[system]
-            server_cmd = [PY, "-m", f"benchmarks.baselines.{module}", "server",
-                          str(port), str(params), str(clients), str(rounds)]
-            client_cmd = [PY, "-m", f"benchmarks.baselines.{module}", "client", str(port),
-                          str(params)]
+            server_cmd = [
+                PY,
+                "-m",
+                f"benchmarks.baselines.{module}",
+                "server",
+                str(port),
+                str(params),
+                str(clients),
+                str(rounds),
+            ]
+            client_cmd = [
+                PY,
+                "-m",
+                f"benchmarks.baselines.{module}",
+                "client",
+                str(port),
+                str(params),
+            ]
         else:
-            server_cmd = [PY, "-m", "benchmarks.federated_round_time", "--role", "server",
-                          "--port", str(port), "--params", str(params), "--clients",
-                          str(clients), "--rounds", str(rounds),
-                          "--checkpoint-dir", str(Path(tmp) / "ckpt") if checkpoint else ""]
-            client_cmd = [PY, "-m", "benchmarks.federated_round_time", "--role", "client",
-                          "--port", str(port), "--params", str(params), "--cid"]
+            server_cmd = [
+                PY,
+                "-m",
+                "benchmarks.federated_round_time",
+                "--role",
+                "server",
+                "--port",
+                str(port),
+                "--params",
+                str(params),
+                "--clients",
+                str(clients),
+                "--rounds",
+                str(rounds),
+                "--checkpoint-dir",
+                str(Path(tmp) / "ckpt") if checkpoint else "",
+            ]
+            client_cmd = [
+                PY,
+                "-m",
+                "benchmarks.federated_round_time",
+                "--role",
+                "client",
+                "--port",
+                str(port),
+                "--params",
+                str(params),
+                "--cid",
+            ]
         start = time.perf_counter()
-        server = subprocess.Popen(server_cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            server_cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         time.sleep(0.5 if system == "sedna-core" else 1.5)  # let it bind before clients dial
-        procs = [subprocess.Popen([*client_cmd, str(i)], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for i in range(clients)]
+        procs = [
+            subprocess.Popen(
+                [*client_cmd, str(i)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(clients)
+        ]
         try:
             out, err = server.communicate(timeout=540)
         finally:
@@ -194,15 +253,22 @@ def main(argv: list[str] | None = None) -> int:
         if "flower" not in rows:
             continue
         ours, flower = rows["sedna-core"], rows["flower"]
-        print(json.dumps({
-            "bench": "federated_round_time",
-            "params": params,
-            "ratio_round_time_ours_over_flower": round(
-                ours["median_round_s"] / flower["median_round_s"], 3),
-            "ratio_peak_rss_ours_over_flower": round(
-                ours["server_peak_rss_mb"] / flower["server_peak_rss_mb"], 3),
-            "goal": "round time <= 0.5x Flower at 10M; our peak over idle <= 4 models",
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "federated_round_time",
+                    "params": params,
+                    "ratio_round_time_ours_over_flower": round(
+                        ours["median_round_s"] / flower["median_round_s"], 3
+                    ),
+                    "ratio_peak_rss_ours_over_flower": round(
+                        ours["server_peak_rss_mb"] / flower["server_peak_rss_mb"], 3
+                    ),
+                    "goal": "round time <= 0.5x Flower at 10M; our peak over idle <= 4 models",
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

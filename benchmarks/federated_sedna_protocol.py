@@ -39,14 +39,21 @@ def main(argv: list[str] | None = None) -> int:
         rows[system] = run_system(system, args.params, args.clients, args.rounds, False)
         rows[system]["bench"] = "federated_sedna_protocol"
         print(json.dumps(rows[system]), flush=True)
-    print(json.dumps({
-        "bench": "federated_sedna_protocol",
-        "params": args.params,
-        "ratio_round_time_ours_over_sedna": round(
-            rows["sedna-core"]["median_round_s"] / rows["sedna-json"]["median_round_s"], 4),
-        "speedup": round(
-            rows["sedna-json"]["median_round_s"] / rows["sedna-core"]["median_round_s"], 1),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "federated_sedna_protocol",
+                "params": args.params,
+                "ratio_round_time_ours_over_sedna": round(
+                    rows["sedna-core"]["median_round_s"] / rows["sedna-json"]["median_round_s"], 4
+                ),
+                "speedup": round(
+                    rows["sedna-json"]["median_round_s"] / rows["sedna-core"]["median_round_s"], 1
+                ),
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

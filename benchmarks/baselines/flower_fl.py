@@ -87,8 +87,10 @@ def server(port: int, params: int, clients: int, rounds: int) -> None:
         config=ServerConfig(num_rounds=rounds),
         strategy=strategy,
     )
-    print(json.dumps({"round_times": times, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}),
-          flush=True)
+    print(
+        json.dumps({"round_times": times, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}),
+        flush=True,
+    )
 
 
 def client(port: int, params: int, cid: int) -> None:
@@ -111,9 +113,71 @@ def client(port: int, params: int, cid: int) -> None:
     start_client(server_address=f"127.0.0.1:{port}", client=Client().to_client(), insecure=True)
 
 
+def digits_server(port: int, clients: int, rounds: int, local_epochs: int) -> None:
+    """FedAvg on the digits scenario; prints the test accuracy after every round."""
+    quiet_flower()
+    import logging
+
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server import ServerConfig, start_server
+    from flwr.server.strategy import FedAvg
+
+    from examples.demo.federated import SoftmaxRegression, accuracy, load_digits_split
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    _, x_te, _, y_te = load_digits_split()
+    acc: list[float] = []
+
+    def evaluate(server_round: int, parameters: list[np.ndarray], config: Any) -> Any:
+        if server_round > 0:
+            acc.append(accuracy(parameters, x_te, y_te))
+        return 0.0, {}
+
+    strategy = FedAvg(
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=clients,
+        min_available_clients=clients,
+        evaluate_fn=evaluate,
+        initial_parameters=ndarrays_to_parameters(SoftmaxRegression().get_weights()),
+    )
+    start_server(
+        server_address=f"127.0.0.1:{port}",
+        config=ServerConfig(num_rounds=rounds),
+        strategy=strategy,
+    )
+    print(json.dumps({"accuracy": acc}), flush=True)
+
+
+def digits_client(port: int, clients: int, cid: int, local_epochs: int) -> None:
+    quiet_flower()
+    import logging
+
+    from flwr.client import NumPyClient, start_client
+
+    from examples.demo.federated import SoftmaxRegression, dirichlet_partition, load_digits_split
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    x_tr, _, y_tr, _ = load_digits_split()
+    idx = dirichlet_partition(y_tr, clients, 0.5, 42)[cid]
+    data = (x_tr[idx], y_tr[idx])
+    model_ = SoftmaxRegression(epochs=local_epochs, seed=cid)
+
+    class Client(NumPyClient):
+        def fit(self, parameters: list[np.ndarray], config: Any) -> Any:
+            model_.set_weights(parameters)
+            metrics = model_.train(data)
+            return model_.get_weights(), len(idx), metrics
+
+    start_client(server_address=f"127.0.0.1:{port}", client=Client().to_client(), insecure=True)
+
+
 if __name__ == "__main__":
     role, *rest = sys.argv[1:]
-    if role == "server":
-        server(*(int(x) for x in rest))  # type: ignore[call-arg]
-    else:
-        client(*(int(x) for x in rest))  # type: ignore[call-arg]
+    roles = {
+        "server": server,
+        "client": client,
+        "digits-server": digits_server,
+        "digits-client": digits_client,
+    }
+    roles[role](*(int(x) for x in rest))

@@ -17,8 +17,8 @@ Round time: from the server starting to broadcast the previous round's weights (
 round-start message: that broadcast is what makes clients train) to the end of aggregation.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI reads the endpoint's annotations at
+# definition time to inject the WebSocket.
 import asyncio
 import json
 import sys
@@ -76,10 +76,17 @@ def server(port: int, params: int, clients: int, rounds: int) -> None:
                         if state["sent_at"] is not None:
                             state["times"].append(time.perf_counter() - state["sent_at"])
                         exit_flag = "ok" if state["round"] >= rounds else "continue"
-                        reply = {**msg, "type": "recv_weight", "round_number": state["round"],
-                                 "data": {"total_sample": sum(n for n, _ in ready),
-                                          "round_number": state["round"],
-                                          "weights": weights, "exit_flag": exit_flag}}
+                        reply = {
+                            **msg,
+                            "type": "recv_weight",
+                            "round_number": state["round"],
+                            "data": {
+                                "total_sample": sum(n for n, _ in ready),
+                                "round_number": state["round"],
+                                "weights": weights,
+                                "exit_flag": exit_flag,
+                            },
+                        }
                         state["sent_at"] = time.perf_counter()
                         for key in slots:
                             slots[key] = None
@@ -96,12 +103,21 @@ def server(port: int, params: int, clients: int, rounds: int) -> None:
             if state["done"] and not conns:
                 server_obj.should_exit = True
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws_max_size=WS_SIZE,
-                            log_level="warning", ws="websockets")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, ws_max_size=WS_SIZE, log_level="warning", ws="websockets"
+    )
     server_obj = uvicorn.Server(config)
     server_obj.run()
-    print(json.dumps({"round_times": [float("nan"), *state["times"]],
-                      "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}), flush=True)
+    print(
+        json.dumps(
+            {
+                "round_times": [float("nan"), *state["times"]],
+                "peak_rss_mb": peak_rss_mb(),
+                "base_rss_mb": base,
+            }
+        ),
+        flush=True,
+    )
 
 
 def client(port: int, params: int, cid: int) -> None:
@@ -126,9 +142,16 @@ def client(port: int, params: int, cid: int) -> None:
             for w in weights:  # "training"
                 w += step
             lists = [w.tolist() for w in weights]  # Sedna's Keras backend returns lists
-            await ws.send(json.dumps({"type": "update_weight", "client": client_id,
-                                      "data": {"num_samples": 100, "weights": lists},
-                                      "job_name": "bench"}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "update_weight",
+                        "client": client_id,
+                        "data": {"num_samples": 100, "weights": lists},
+                        "job_name": "bench",
+                    }
+                )
+            )
             while True:
                 msg = json.loads(await ws.recv())
                 if msg["type"] == "recv_weight":

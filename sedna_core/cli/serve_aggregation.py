@@ -113,15 +113,14 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _serve(server: Any) -> Any:
     import asyncio
+    import contextlib
     import signal
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows has no handlers
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-            pass
     await server.astart()
     print(f"sedna aggregation server listening on {server.ws_url}", flush=True)
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -49,6 +50,7 @@ _REQUEST_ID: Any = (
 )
 _PUBLIC_ATTR = "__sedna_public__"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_LABEL_CACHE_SIZE = 1024
 
 H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
 
@@ -63,10 +65,32 @@ def request_id(request: web.BaseRequest) -> str:
     """The request's id (the client's ``X-Request-ID`` when it sent a sane one, else a new one)."""
     rid = request.get(_REQUEST_ID)
     if rid is None:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        incoming = request.headers.get(REQUEST_ID_HEADER)
+        # else 128 random bits as 32 hex digits, like uuid4().hex without building a UUID
+        rid = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else os.urandom(16).hex()
         request[_REQUEST_ID] = rid
     return rid
+
+
+def _debug_enabled() -> bool:
+    """Whether a debug line would be written now (the per-request line is skipped otherwise).
+
+    structlog's filtering loggers know their level; any other wrapper class is asked through
+    a logger instance. Looked up per call: logging may be reconfigured at any time.
+    """
+    wrapper = structlog.get_config()["wrapper_class"]
+    known = _DEBUG_BY_WRAPPER.get(wrapper)
+    if known is None:
+        try:
+            known = bool(structlog.get_logger().is_enabled_for(logging.DEBUG))
+        except Exception:  # a wrapper without is_enabled_for: log, as before
+            known = True
+        if getattr(wrapper, "__name__", "").startswith("BoundLoggerFilteringAt"):
+            _DEBUG_BY_WRAPPER[wrapper] = known  # fixed level: safe to remember
+    return known
+
+
+_DEBUG_BY_WRAPPER: dict[Any, bool] = {}
 
 
 async def prepare_websocket(request: web.Request, **kwargs: Any) -> web.WebSocketResponse:
@@ -140,80 +164,105 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
     info.set(1, name=name, version=__version__)
     slog = log.bind(service=name)
 
+    # Label keys resolved once per route/method/status instead of per request.
+    requests_by: dict[tuple[str, str, int], Any] = {}
+    latency_by: dict[tuple[str, str], Any] = {}
+    token = config.token
+    max_size = config.max_request_size
+
+    # One middleware (not two): each layer costs a coroutine per request.
     @web.middleware
     async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
         rid = request_id(request)
+        match_info = request.match_info
         route = _route_label(request)
+        method = request.method
         started = clock.monotonic()
         status = 500
         error_type: str | None = None
-        rlog = slog.bind(request_id=rid)
         in_flight.inc()
-        with structlog.contextvars.bound_contextvars(request_id=rid):
-            try:
-                response = await handler(request)
-                status = response.status
-                if status >= 400:  # a handler that returned (not raised) an error response
-                    error_type = error_type_for(status)
-                return response
-            except web.HTTPException as exc:
-                converted = _as_json_error(exc)
-                status = converted.status
-                if status >= 400:
-                    error_type = error_type_for(status)
-                if status >= 500:
-                    rlog.warning(
-                        "request failed", method=request.method, route=route, status=status
-                    )
-                raise converted from None
-            except WireFormatError as exc:
-                status, error_type = 400, "wire_format_error"
-                raise json_error(400, error_type, str(exc)) from None
-            except asyncio.CancelledError:
-                status = 499  # the client went away (nginx's convention)
-                raise
-            except Exception:
-                error_type = "internal_error"
-                rlog.exception(
-                    "unhandled error in request handler", method=request.method, route=route
-                )
+        tokens = structlog.contextvars.bind_contextvars(request_id=rid)
+        try:
+            # guard: authentication, then the announced body size
+            if (
+                token
+                and not getattr(match_info.handler, _PUBLIC_ATTR, False)
+                and not check_bearer(request.headers.get("Authorization"), token)
+            ):
                 raise json_error(
-                    500,
-                    error_type,
-                    f"internal server error; quote request id {rid} when reporting it",
-                ) from None
-            finally:
-                in_flight.dec()
-                elapsed = max(0.0, clock.monotonic() - started)
-                requests_total.inc(route=route, method=request.method, status=str(status))
-                latency.observe(elapsed, route=route, method=request.method)
-                if error_type is not None:
-                    errors_total.inc(route=route, type=error_type)
-                rlog.debug(
-                    "request", method=request.method, route=route, status=status, seconds=elapsed
+                    401,
+                    "unauthorized",
+                    "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
+                    headers={"WWW-Authenticate": 'Bearer realm="sedna"'},
+                )
+            size = request.content_length
+            if size is not None and size > max_size:
+                raise json_error(
+                    413,
+                    "request_too_large",
+                    f"request body of {size} bytes exceeds the limit of {max_size} bytes; "
+                    "send less per request or raise max_request_size (SEDNA_MAX_REQUEST_SIZE)",
+                )
+            response = await handler(request)
+            status = response.status
+            if status >= 400:  # a handler that returned (not raised) an error response
+                error_type = error_type_for(status)
+            return response
+        except web.HTTPException as exc:
+            converted = _as_json_error(exc)
+            status = converted.status
+            if status >= 400:
+                error_type = error_type_for(status)
+            if status >= 500:
+                slog.bind(request_id=rid).warning(
+                    "request failed", method=method, route=route, status=status
+                )
+            raise converted from None
+        except WireFormatError as exc:
+            status, error_type = 400, "wire_format_error"
+            raise json_error(400, error_type, str(exc)) from None
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's convention)
+            raise
+        except Exception:
+            error_type = "internal_error"
+            slog.bind(request_id=rid).exception(
+                "unhandled error in request handler", method=method, route=route
+            )
+            raise json_error(
+                500,
+                error_type,
+                f"internal server error; quote request id {rid} when reporting it",
+            ) from None
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+            in_flight.dec()
+            elapsed = max(0.0, clock.monotonic() - started)
+            counter = requests_by.get((route, method, status))
+            if counter is None:
+                counter = requests_total.series(route=route, method=method, status=str(status))
+                if len(requests_by) < _LABEL_CACHE_SIZE:  # clients choose methods: bounded
+                    requests_by[(route, method, status)] = counter
+            counter.inc()
+            timer = latency_by.get((route, method))
+            if timer is None:
+                timer = latency.series(route=route, method=method)
+                if len(latency_by) < _LABEL_CACHE_SIZE:
+                    latency_by[(route, method)] = timer
+            timer.observe(elapsed)
+            if error_type is not None:
+                errors_total.inc(route=route, type=error_type)
+            if _debug_enabled():
+                slog.debug(
+                    "request",
+                    request_id=rid,
+                    method=method,
+                    route=route,
+                    status=status,
+                    seconds=elapsed,
                 )
 
-    @web.middleware
-    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-        protected = config.token and not getattr(request.match_info.handler, _PUBLIC_ATTR, False)
-        if protected and not check_bearer(request.headers.get("Authorization"), config.token):
-            raise json_error(
-                401,
-                "unauthorized",
-                "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": 'Bearer realm="sedna"'},
-            )
-        size = request.content_length
-        if size is not None and size > config.max_request_size:
-            raise json_error(
-                413,
-                "request_too_large",
-                f"request body of {size} bytes exceeds the limit of {config.max_request_size} "
-                "bytes; send less per request or raise max_request_size (SEDNA_MAX_REQUEST_SIZE)",
-            )
-        return await handler(request)
-
-    app = web.Application(middlewares=[observe, guard], client_max_size=config.max_request_size)
+    app = web.Application(middlewares=[observe], client_max_size=config.max_request_size)
     app[CONFIG_KEY] = config
     app[CLOCK_KEY] = clock
     app[METRICS_KEY] = metrics

@@ -7,6 +7,7 @@ threads may record too.
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from collections.abc import Iterable, Sequence
@@ -54,7 +55,7 @@ class _Metric:
         self._lock = threading.Lock()
 
     def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
-        if set(labels) != set(self.labels):
+        if tuple(labels) != self.labels and set(labels) != set(self.labels):
             raise ValueError(f"metric {self.name} takes labels {self.labels}, got {sorted(labels)}")
         return tuple(str(labels[n]) for n in self.labels)
 
@@ -77,7 +78,13 @@ class Counter(_Metric):
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         if amount < 0:
             raise ValueError("a counter cannot decrease")
-        key = self._key(labels)
+        self._add(self._key(labels), amount)
+
+    def series(self, **labels: str) -> _CounterChild:
+        """The series for these label values, to count on without naming them each time."""
+        return _CounterChild(self, self._key(labels))
+
+    def _add(self, key: tuple[str, ...], amount: float) -> None:
         with self._lock:
             self._values[key] = self._values.get(key, 0.0) + amount
 
@@ -101,9 +108,7 @@ class Gauge(Counter):
     kind = "gauge"
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
+        self._add(self._key(labels), amount)
 
     def dec(self, amount: float = 1.0, **labels: str) -> None:
         self.inc(-amount, **labels)
@@ -128,15 +133,26 @@ class Histogram(_Metric):
     ) -> None:
         super().__init__(name, help, labels)
         self.buckets = tuple(sorted(float(b) for b in buckets))
-        self._data: dict[tuple[str, ...], list[float]] = {}  # bucket counts..., sum, count
+        # per series: observations per bucket (not cumulative: one increment per observation,
+        # cumulated when rendered), sum, count
+        self._data: dict[tuple[str, ...], list[float]] = {}
 
     def observe(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
+        self._observe(self._key(labels), value)
+
+    def series(self, **labels: str) -> _HistogramChild:
+        """The series for these label values, to observe without naming them each time."""
+        return _HistogramChild(self, self._key(labels))
+
+    def _observe(self, key: tuple[str, ...], value: float) -> None:
+        buckets = self.buckets
+        i = bisect.bisect_left(buckets, value)  # the smallest bound >= value
         with self._lock:
-            row = self._data.setdefault(key, [0.0] * (len(self.buckets) + 2))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    row[i] += 1
+            row = self._data.get(key)
+            if row is None:
+                row = self._data[key] = [0.0] * (len(buckets) + 2)
+            if i < len(buckets) and value <= buckets[i]:  # NaN falls in no bucket
+                row[i] += 1
             row[-2] += value
             row[-1] += 1
 
@@ -150,14 +166,47 @@ class Histogram(_Metric):
         with self._lock:
             items = sorted((k, list(v)) for k, v in self._data.items())
         for key, row in items:
+            cumulative = 0.0
             for bound, n in zip(self.buckets, row, strict=False):
+                cumulative += n
                 le = f'le="{_format_value(bound)}"'
-                yield f"{self.name}_bucket{_format_labels(self.labels, key, le)} {_format_value(n)}"
+                yield (
+                    f"{self.name}_bucket{_format_labels(self.labels, key, le)} "
+                    f"{_format_value(cumulative)}"
+                )
             inf = 'le="+Inf"'
             count = _format_value(row[-1])
             yield f"{self.name}_bucket{_format_labels(self.labels, key, inf)} {count}"
             yield f"{self.name}_sum{_format_labels(self.labels, key)} {_format_value(row[-2])}"
             yield f"{self.name}_count{_format_labels(self.labels, key)} {count}"
+
+
+class _CounterChild:
+    """One series of a counter (from :meth:`Counter.series`)."""
+
+    __slots__ = ("_key", "_metric")
+
+    def __init__(self, metric: Counter, key: tuple[str, ...]) -> None:
+        self._metric = metric
+        self._key = key
+
+    def inc(self, amount: float = 1.0) -> None:
+        if amount < 0:
+            raise ValueError("a counter cannot decrease")
+        self._metric._add(self._key, amount)
+
+
+class _HistogramChild:
+    """One series of a histogram (from :meth:`Histogram.series`)."""
+
+    __slots__ = ("_key", "_metric")
+
+    def __init__(self, metric: Histogram, key: tuple[str, ...]) -> None:
+        self._metric = metric
+        self._key = key
+
+    def observe(self, value: float) -> None:
+        self._metric._observe(self._key, value)
 
 
 class MetricsRegistry:

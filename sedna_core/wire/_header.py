@@ -61,8 +61,22 @@ _DTYPES: dict[str, np.dtype[Any]] = {
 SUPPORTED_DTYPES: tuple[str, ...] = tuple(_DTYPES)
 
 
+# dtype -> the dtype that carries it, remembered for the dtypes met (bounded)
+_WIRE_OF: dict[np.dtype[Any], np.dtype[Any]] = {}
+_WIRE_OF_MAX = 256
+
+
 def wire_dtype(dtype: np.dtype[Any], what: str) -> np.dtype[Any]:
     """The little-endian dtype that carries ``dtype``, or WireFormatError if none does."""
+    found = _WIRE_OF.get(dtype)
+    if found is None:
+        found = _find_wire_dtype(dtype, what)
+        if len(_WIRE_OF) < _WIRE_OF_MAX:
+            _WIRE_OF[dtype] = found
+    return found
+
+
+def _find_wire_dtype(dtype: np.dtype[Any], what: str) -> np.dtype[Any]:
     if dtype.fields is not None or dtype.subdtype is not None:
         raise WireFormatError(
             f"{what}: structured dtype {dtype} is not supported; send plain arrays"
@@ -115,16 +129,24 @@ def as_byte_view(data: object) -> memoryview:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise WireFormatError(f"header repeats the field {key!r}")
-        obj[key] = value
+    obj = dict(pairs)  # in C; the Python loop runs only to name a repeated field
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise WireFormatError(f"header repeats the field {key!r}")
+            seen.add(key)
     return obj
 
 
 def unpack(view: memoryview, kind: int) -> tuple[dict[str, Any], int]:
     """Parse prefix and header; return the header and where the data section starts."""
+    start = unpack_prefix(view, kind)
+    return parse_header(view[PREFIX.size : start]), start
+
+
+def unpack_prefix(view: memoryview, kind: int) -> int:
+    """Check the prefix; return where the data section starts (the header ends)."""
     if len(view) < PREFIX.size:
         raise WireFormatError(
             f"truncated: {len(view)} bytes is shorter than the {PREFIX.size}-byte prefix"
@@ -148,20 +170,25 @@ def unpack(view: memoryview, kind: int) -> tuple[dict[str, Any], int]:
         raise WireFormatError("reserved prefix bytes are not zero")
     if header_len > MAX_HEADER_BYTES:
         raise WireFormatError(f"header length {header_len} exceeds the limit of {MAX_HEADER_BYTES}")
-    start = PREFIX.size + header_len
+    start: int = PREFIX.size + header_len
     if start > len(view):
         raise WireFormatError(
             f"truncated: header of {header_len} bytes runs past the {len(view)}-byte buffer"
         )
+    return start
+
+
+def parse_header(raw: bytes | memoryview) -> dict[str, Any]:
+    """The JSON header (an object without repeated fields), or WireFormatError."""
     try:
-        header = json.loads(bytes(view[PREFIX.size : start]), object_pairs_hook=_no_duplicates)
+        header = json.loads(bytes(raw), object_pairs_hook=_no_duplicates)
     except WireFormatError:
         raise
     except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, huge ints, deep nesting
         raise WireFormatError(f"header is not valid JSON: {exc}") from None
     if not isinstance(header, dict):
         raise WireFormatError("header must be a JSON object")
-    return header, start
+    return header
 
 
 def field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:

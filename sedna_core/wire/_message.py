@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from sedna_core.errors import WireFormatError
 from sedna_core.wire._header import (
     KIND_MESSAGE,
+    PREFIX,
     align,
     as_byte_view,
     check_name,
@@ -17,8 +19,9 @@ from sedna_core.wire._header import (
     field,
     lookup_dtype,
     pack,
+    parse_header,
     shape_of,
-    unpack,
+    unpack_prefix,
     wire_dtype,
 )
 
@@ -80,10 +83,34 @@ def encode(tensors: Tensors) -> bytes:
         For object, string, datetime or structured dtypes, and non-string dict keys.
     """
     container, items = iter_tensors(tensors)
+    arrays = list(items)
+    # a service sends the same few layouts over and over: their headers are made once
+    signature = (container, tuple((key, arr.dtype.str, arr.shape) for key, arr in arrays))
+    known = _HEADERS.get(signature)
+    if known is None:
+        known = _header_for(container, arrays)
+        _remember(_HEADERS, signature, known)
+    header, offsets = known
+    parts: list[Any] = [header]
+    written = 0
+    for (_, arr), offset in zip(arrays, offsets, strict=True):
+        if offset > written:
+            parts.append(_ZEROS[: offset - written])
+        if arr.nbytes:
+            parts.append(memoryview(arr.reshape(-1)).cast("B"))
+        written = offset + arr.nbytes
+    # join copies each buffer exactly once: no intermediate tobytes()
+    return b"".join(parts)
+
+
+def _header_for(
+    container: str, arrays: list[tuple[int | str, np.ndarray]]
+) -> tuple[bytes, tuple[int, ...]]:
+    """The packed header of a message holding ``arrays``, and each one's data offset."""
     entries: list[dict[str, Any]] = []
-    buffers: list[np.ndarray] = []
+    offsets: list[int] = []
     pos = 0
-    for key, arr in items:
+    for key, arr in arrays:
         pos = align(pos)
         entry: dict[str, Any] = {
             "dtype": arr.dtype.str,
@@ -94,19 +121,19 @@ def encode(tensors: Tensors) -> bytes:
         if container == "dict":
             entry = {"name": key, **entry}
         entries.append(entry)
-        buffers.append(arr)
+        offsets.append(pos)
         pos += arr.nbytes
     header = pack(KIND_MESSAGE, {"container": container, "data_bytes": pos, "tensors": entries})
-    parts: list[Any] = [header]
-    written = 0
-    for entry, arr in zip(entries, buffers, strict=True):
-        if entry["offset"] > written:
-            parts.append(_ZEROS[: entry["offset"] - written])
-        if arr.nbytes:
-            parts.append(memoryview(arr.reshape(-1)).cast("B"))
-        written = entry["offset"] + arr.nbytes
-    # join copies each buffer exactly once: no intermediate tobytes()
-    return b"".join(parts)
+    return header, tuple(offsets)
+
+
+class _Layout(NamedTuple):
+    """A validated message header: what ``decode`` needs to cut the data section."""
+
+    container: str
+    data_bytes: int
+    #: (name or None, dtype, shape, element count, byte offset) per tensor
+    tensors: tuple[tuple[str | None, np.dtype[Any], tuple[int, ...], int, int], ...]
 
 
 def decode(data: Any, *, copy: bool = False) -> list[np.ndarray] | dict[str, np.ndarray]:
@@ -121,19 +148,41 @@ def decode(data: Any, *, copy: bool = False) -> list[np.ndarray] | dict[str, np.
         For anything malformed, truncated, oversized or unsupported; nothing else.
     """
     view = as_byte_view(data)
-    header, start = unpack(view, KIND_MESSAGE)
+    start = unpack_prefix(view, KIND_MESSAGE)
+    raw = bytes(view[PREFIX.size : start])
+    # headers already validated are looked up, not parsed and checked again
+    layout = _LAYOUTS.get(raw)
+    if layout is None:
+        layout = _layout_of(parse_header(raw))
+        if len(raw) <= _CACHED_HEADER_BYTES:
+            _remember(_LAYOUTS, raw, layout)
+    if start + layout.data_bytes != len(view):
+        raise WireFormatError(
+            f"message: header announces {start + layout.data_bytes} bytes but the buffer holds "
+            f"{len(view)} (truncated or trailing bytes)"
+        )
+    out_list: list[np.ndarray] = []
+    out_dict: dict[str, np.ndarray] = {}
+    for name, dtype, shape, size, offset in layout.tensors:
+        arr = np.frombuffer(view, dtype=dtype, count=size, offset=start + offset).reshape(shape)
+        if copy:
+            arr = arr.copy()
+        if name is None:
+            out_list.append(arr)
+        else:
+            out_dict[name] = arr
+    return out_dict if layout.container == "dict" else out_list
+
+
+def _layout_of(header: dict[str, Any]) -> _Layout:
+    """Check a message header; WireFormatError for anything wrong."""
     container = field(header, "container", str, "message")
     if container not in ("list", "dict"):
         raise WireFormatError(f"message: container {container!r} must be 'list' or 'dict'")
     entries = field(header, "tensors", list, "message")
     data_bytes = count(header, "data_bytes", "message")
-    if start + data_bytes != len(view):
-        raise WireFormatError(
-            f"message: header announces {start + data_bytes} bytes but the buffer holds "
-            f"{len(view)} (truncated or trailing bytes)"
-        )
-    out_list: list[np.ndarray] = []
-    out_dict: dict[str, np.ndarray] = {}
+    tensors = []
+    names: set[str] = set()
     end = 0
     for i, entry in enumerate(entries):
         what = f"tensor {i}"
@@ -152,14 +201,25 @@ def decode(data: Any, *, copy: bool = False) -> list[np.ndarray] | dict[str, np.
                 f"{what}: bytes [{offset}, {offset + nbytes}) overlap or run past the data"
             )
         end = offset + nbytes
-        arr = np.frombuffer(view, dtype=dtype, count=size, offset=start + offset).reshape(shape)
-        if copy:
-            arr = arr.copy()
+        name = None
         if container == "dict":
             name = check_name(entry.get("name"), what)
-            if name in out_dict:
+            if name in names:
                 raise WireFormatError(f"{what}: duplicate tensor name {name!r}")
-            out_dict[name] = arr
-        else:
-            out_list.append(arr)
-    return out_dict if container == "dict" else out_list
+            names.add(name)
+        tensors.append((name, dtype, shape, size, offset))
+    return _Layout(container, data_bytes, tuple(tensors))
+
+
+# Bounded memo tables; the oldest entry goes first when one is full.
+_CACHE_ENTRIES = 256
+_CACHED_HEADER_BYTES = 4096  # longer headers (many tensors) are parsed every time
+_HEADERS: dict[tuple[Any, ...], tuple[bytes, tuple[int, ...]]] = {}
+_LAYOUTS: dict[bytes, _Layout] = {}
+
+
+def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(table) >= _CACHE_ENTRIES:
+        with contextlib.suppress(StopIteration, RuntimeError):  # changed by another thread
+            table.pop(next(iter(table)), None)
+    table[key] = value

@@ -12,9 +12,9 @@ See ``docs/federated-learning.md`` for the protocol, the settings and the guaran
 
 from sedna_core.algorithms.aggregation import InvalidUpdateError
 from sedna_core.jobs.federated._client import FederatedLearning
-from sedna_core.jobs.federated._protocol import PROTOCOL_VERSION
+from sedna_core.jobs.federated._protocol import PROTOCOL_VERSION, WS_PATH
 from sedna_core.jobs.federated._rounds import FederatedResult
-from sedna_core.jobs.federated._server import WS_PATH, AggregationServer
+from sedna_core.jobs.federated._server import AggregationServer
 
 __all__ = [
     "PROTOCOL_VERSION",

@@ -23,13 +23,13 @@ from sedna_core.errors import (
 from sedna_core.jobs._base import JobBase
 from sedna_core.jobs.federated._protocol import (
     CLOSE_UNAUTHORIZED,
+    WS_PATH,
     ProtocolError,
     control,
     numeric_metrics,
     parse_control,
     parse_specs,
 )
-from sedna_core.jobs.federated._server import WS_PATH
 from sedna_core.wire import Assembler, encode_chunks
 
 __all__ = ["FederatedLearning"]

@@ -28,6 +28,7 @@ __all__ = [
     "CLOSE_UNAUTHORIZED",
     "MAX_CONTROL_BYTES",
     "PROTOCOL_VERSION",
+    "WS_PATH",
     "ProtocolError",
     "clean_metrics",
     "control",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+#: the native protocol's websocket path; Sedna's clients use ``/{aggregation}``
+WS_PATH = "/fl"
 #: websocket close codes (4000-4999 are the application's)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_PROTOCOL = 4400

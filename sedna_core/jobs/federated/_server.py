@@ -34,6 +34,7 @@ from sedna_core.jobs.federated._protocol import (
     CLOSE_REPLACED,
     CLOSE_UNAUTHORIZED,
     PROTOCOL_VERSION,
+    WS_PATH,
     ProtocolError,
     check_specs,
     clean_metrics,
@@ -65,8 +66,6 @@ __all__ = ["AggregationServer"]
 
 log = get_logger(__name__)
 
-#: the native protocol's websocket path; Sedna's clients use ``/{aggregation}``
-WS_PATH = "/fl"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
 #: control-frame slack above the weight chunk size for one websocket message
 _FRAME_SLACK = 1 << 20
@@ -816,7 +815,7 @@ class AggregationServer:
             await self._resume()
             self.announce(
                 "sedna_job_started",
-                job_kind="federatedlearningjob",
+                job_kind="federatedlearning",
                 job_name=cfg.job_name,
                 info={"aggregation": self.aggregator.name},
             )
@@ -852,7 +851,7 @@ class AggregationServer:
         self.phase = "done"
         self.announce(
             "sedna_job_finished",
-            job_kind="federatedlearningjob",
+            job_kind="federatedlearning",
             job_name=cfg.job_name,
             status=result.status,
             info={"rounds": result.rounds, "message": result.message},
@@ -1119,7 +1118,7 @@ class AggregationServer:
         self._specs = specs_of(fixed, clean)  # type: ignore[arg-type]
 
     async def _resume(self) -> None:
-        if self._ckpt is None:
+        if self._ckpt is None or not self.config.resume:
             return
         ckpt = await asyncio.to_thread(self._ckpt.load)
         if ckpt is None:

@@ -21,12 +21,17 @@ from sedna_core.errors import ConfigError, JobError
 from sedna_core.jobs._base import JobBase
 from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
 from sedna_core.jobs.joint_inference._cloud import CloudClient, CloudReply
-from sedna_core.jobs.joint_inference._protocol import as_numeric_array, check_job_name
+from sedna_core.jobs.joint_inference._protocol import (
+    as_numeric_array,
+    backend_predict,
+    check_job_name,
+)
 from sedna_core.jobs.joint_inference._stats import InferenceStats, StatsCounter
 
 __all__ = ["JointInference"]
 
 HEM_KIND = "hard_example_mining"
+HARD_EXAMPLE_HOOK = "sedna_hard_example_found"
 
 
 @attrs.frozen
@@ -290,7 +295,7 @@ class JointInference(JobBase):
     def _edge_predict(self, step: _Edge) -> Any:
         if self.estimator is None:
             raise JobError("JointInference has no estimator to infer on the edge; pass one")
-        return self.estimator.predict(step.data, **step.kwargs)
+        return backend_predict(self.estimator, step.data, step.kwargs)
 
     # -- plans: what to do, independent of how calls are made ---------------------------------
     def _plan_one(
@@ -341,23 +346,24 @@ class JointInference(JobBase):
                 else np.zeros(n, dtype=bool)
             )
         hard = np.flatnonzero(is_hard)
+        every = np.arange(n)
         reply = CloudReply(False)
         if hard.size:
-            reply = yield _Cloud(_take(samples, hard), int(hard.size))
+            # all hard (cloud-only routing): send the samples as they are, no gather copy
+            up = samples if hard.size == n else _take(samples, hard)
+            reply = yield _Cloud(up, int(hard.size))
             if reply.ok:
-                for j, i in enumerate(hard):
-                    cloud_rows[i] = reply.result[j]
+                _scatter(cloud_rows, hard, reply.result)
         parts: list[tuple[np.ndarray, Any]] = []
         if first:
-            edge_idx = np.flatnonzero(~is_hard) if reply.ok else np.arange(n)
+            edge_idx = np.flatnonzero(~is_hard) if reply.ok else every
             edge_result = [None] * n
             if edge_idx.size:
                 sub = yield _Edge(_take(samples, edge_idx), kwargs)
-                for j, i in enumerate(edge_idx):
-                    edge_result[i] = sub[j]
+                _scatter(edge_result, edge_idx, sub)
                 parts.append((edge_idx, post(sub)))
         else:
-            parts.append((np.arange(n), processed))
+            parts.append((every, processed))
         if reply.ok:
             parts.append((hard, reply.result))
         final = _assemble(n, parts)
@@ -367,13 +373,21 @@ class JointInference(JobBase):
 
     def _count(self, samples: int, hard: int, ok: int, failed: int) -> None:
         stats = self._counter.add(samples, hard, ok, failed)
-        if hard:
+        if hard and self._hook_observed(HARD_EXAMPLE_HOOK):
             self.announce(
-                "sedna_hard_example_found",
+                HARD_EXAMPLE_HOOK,
                 job_name=self.config.job_name,
                 count=hard,
                 stats=stats.as_dict(),
             )
+
+    def _hook_observed(self, hook: str) -> bool:
+        """Whether any plugin implements ``hook`` (else announcing it, per call, is skipped)."""
+        from sedna_core.plugins import get_plugin_manager
+
+        pm = self.plugin_manager if self.plugin_manager is not None else get_plugin_manager()
+        caller = getattr(pm.hook, hook, None)
+        return caller is None or bool(caller.get_hookimpls())
 
     def _report_periodically(self) -> None:
         while not self._closed:
@@ -413,12 +427,21 @@ def _decisions(decided: Any, n: int) -> np.ndarray:
 def _take(samples: Any, idx: np.ndarray) -> Any:
     if isinstance(samples, np.ndarray):
         return samples[idx]
-    return [samples[int(i)] for i in idx]
+    return [samples[i] for i in idx.tolist()]
+
+
+def _scatter(rows: list[Any], idx: np.ndarray, container: Any) -> None:
+    """``rows[idx[j]] = container[j]`` for every j (``idx`` sorted, without repeats)."""
+    if len(idx) == len(rows) == len(container):
+        rows[:] = list(container)  # every row, in order: idx is 0..n-1
+        return
+    for i, row in zip(idx.tolist(), container, strict=False):
+        rows[i] = row
 
 
 def _assemble(n: int, parts: Sequence[tuple[np.ndarray, Any]]) -> Any:
     """Rows from several containers put back in sample order: an array when they all are
-    arrays with the same row shape, else a list."""
+    arrays with the same row shape, else a list. Later parts win where indices overlap."""
     for idx, rows in parts:
         if len(rows) != len(idx):
             raise JobError(f"a model returned {len(rows)} results for {len(idx)} samples")
@@ -426,12 +449,14 @@ def _assemble(n: int, parts: Sequence[tuple[np.ndarray, Any]]) -> Any:
     shapes = {a.shape[1:] for a in arrays if a is not None and a.ndim >= 1}
     if all(a is not None and a.ndim >= 1 for a in arrays) and len(shapes) == 1:
         numeric = [a for a in arrays if a is not None]
-        out = np.empty((n, *shapes.pop()), dtype=np.result_type(*numeric))
+        dtype = np.result_type(*numeric)
+        if len(parts[-1][0]) == n:  # the last part answers every sample: only its rows remain
+            return numeric[-1].astype(dtype)  # a copy: the answer shares no memory
+        out = np.empty((n, *shapes.pop()), dtype=dtype)
         for (idx, _), a in zip(parts, numeric, strict=True):
             out[idx] = a
         return out
     rows: list[Any] = [None] * n
     for idx, container in parts:
-        for j, i in enumerate(idx):
-            rows[i] = container[j]
+        _scatter(rows, idx, container)
     return rows

@@ -23,6 +23,7 @@ from sedna_core.jobs._base import JobBase
 from sedna_core.jobs.joint_inference._protocol import (
     JSON_CONTENT_TYPE,
     as_numeric_array,
+    backend_predict,
     check_job_name,
     encode_result,
     info_path,
@@ -133,7 +134,7 @@ class BigModelService(JobBase):
         self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
     ) -> Any:
         """The big model's answer for ``data`` (what the service computes per request)."""
-        result = self.estimator.predict(data, **kwargs)
+        result = backend_predict(self.estimator, data, kwargs)
         return post_process(result) if post_process is not None else result
 
     def start(self, block: bool = True) -> Self:

@@ -37,7 +37,9 @@ class TargetEstimator:
             self.gate.wait()
         self.kwargs.append(kwargs)
         self.trained += 1
-        self.w = [((w + t) / 2).astype(np.float32) for w, t in zip(self.w, self.target, strict=True)]
+        self.w = [
+            ((w + t) / 2).astype(np.float32) for w, t in zip(self.w, self.target, strict=True)
+        ]
         return {"loss": float(np.abs(self.w[0] - self.target[0]).mean())}
 
     def predict(self, x: Any) -> Any:
@@ -70,7 +72,10 @@ def make_client(
         reconnect_attempts=attempts,
     )
     return FederatedLearning(
-        TargetEstimator(float(k), gate), address=url, client_id=f"c{k}", config=config,
+        TargetEstimator(float(k), gate),
+        address=url,
+        client_id=f"c{k}",
+        config=config,
         backend="custom",
     )
 
@@ -100,8 +105,9 @@ class RawClient:
         session = aiohttp.ClientSession()
         ws = await session.ws_connect(url.replace("ws://", "http://") + WS_PATH)
         client = cls(session, ws)
-        await ws.send_str(json.dumps({"v": version, "type": "join", "client_id": client_id,
-                                      "token": token}))
+        await ws.send_str(
+            json.dumps({"v": version, "type": "join", "client_id": client_id, "token": token})
+        )
         client.welcome = await client.control()
         if client.welcome["type"] == "error":  # refused: read (and so answer) the close
             client.closed = await client.control()
@@ -113,8 +119,12 @@ class RawClient:
             if msg.type == aiohttp.WSMsgType.TEXT:
                 return json.loads(msg.data)
             if msg.type != aiohttp.WSMsgType.BINARY:
-                return {"type": "closed", "code": self.ws.close_code, "data": msg.data,
-                        "extra": msg.extra}
+                return {
+                    "type": "closed",
+                    "code": self.ws.close_code,
+                    "data": msg.data,
+                    "extra": msg.extra,
+                }
 
     async def until(self, kind: str) -> dict[str, Any]:
         while True:
@@ -149,10 +159,19 @@ class RawClient:
         spec = tensors or [
             {"name": None, "dtype": a.dtype.str, "shape": list(a.shape)} for a in arrays
         ]
-        await self.ws.send_str(json.dumps({
-            "v": 1, "type": "update", "round": msg["round"], "attempt": msg.get("attempt", 0),
-            "num_samples": num_samples, "metrics": {}, "tensors": spec,
-        }))
+        await self.ws.send_str(
+            json.dumps(
+                {
+                    "v": 1,
+                    "type": "update",
+                    "round": msg["round"],
+                    "attempt": msg.get("attempt", 0),
+                    "num_samples": num_samples,
+                    "metrics": {},
+                    "tensors": spec,
+                }
+            )
+        )
         for frame in frames if frames is not None else encode_chunks(arrays, chunk_bytes=4096):
             await self.ws.send_bytes(frame)
 

@@ -20,11 +20,30 @@ async def test_serve_aggregation_subprocess(
     np.savez(init, np.zeros((4, 3), np.float32), np.zeros(3, np.float32))
     env = {**os.environ, "PARTICIPANTS_COUNT": "2", "SEDNA_LOG_FORMAT": "json"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sedna_core.cli.main", "serve", "aggregation",
-         "--aggregation", "FedAvg", "--exit-round", "2", "--port", "0", "--json",
-         "--initial-weights", str(init), "--checkpoint-dir", str(tmp_path / "ckpt"),
-         "--linger", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "sedna_core.cli.main",
+            "serve",
+            "aggregation",
+            "--aggregation",
+            "FedAvg",
+            "--exit-round",
+            "2",
+            "--port",
+            "0",
+            "--json",
+            "--initial-weights",
+            str(init),
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt"),
+            "--linger",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         line = await bounded(asyncio.to_thread(proc.stdout.readline))
@@ -50,9 +69,26 @@ async def test_serve_aggregation_subprocess(
 
 def test_serve_aggregation_fails_clearly_without_quorum(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "sedna_core.cli.main", "serve", "aggregation", "--port", "0",
-         "--deadline", "0.2", "--max-retries", "1", "--participants", "2", "--linger", "0"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "sedna_core.cli.main",
+            "serve",
+            "aggregation",
+            "--port",
+            "0",
+            "--deadline",
+            "0.2",
+            "--max-retries",
+            "1",
+            "--participants",
+            "2",
+            "--linger",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "job failed: round 1 missed its quorum 2 time(s)" in proc.stderr
@@ -60,9 +96,20 @@ def test_serve_aggregation_fails_clearly_without_quorum(tmp_path: Path) -> None:
 
 def test_serve_aggregation_rejects_bad_settings() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "sedna_core.cli.main", "serve", "aggregation", "--port", "0",
-         "--aggregation", "NoSuchThing"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "sedna_core.cli.main",
+            "serve",
+            "aggregation",
+            "--port",
+            "0",
+            "--aggregation",
+            "NoSuchThing",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "NoSuchThing" in proc.stderr

@@ -25,16 +25,28 @@ async def test_two_frozen_clients_of_ten_round_closes_at_deadline(
     client_factory: Any, fedavg_expected: Any, bounded: Any
 ) -> None:
     clock = ManualClock()
-    server = AggregationServer("FedAvg", exit_round=1, participants_count=10, quorum=8,
-                               round_deadline=100, port=0, initial_weights=INIT, clock=clock)
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=1,
+        participants_count=10,
+        quorum=8,
+        round_deadline=100,
+        port=0,
+        initial_weights=INIT,
+        clock=clock,
+    )
     await server.astart()
     gate = threading.Event()  # the two "killed" clients never finish training
     clients = [client_factory(server.ws_url, k, gate=gate if k >= 8 else None) for k in range(10)]
     tasks = [asyncio.ensure_future(c.atrain([0] * 10)) for c in clients]
     try:
-        await bounded(server.wait_until(
-            lambda s: s.current_round is not None and len(s.current_round.updates) == 8
-            and s.idle))
+        await bounded(
+            server.wait_until(
+                lambda s: (
+                    s.current_round is not None and len(s.current_round.updates) == 8 and s.idle
+                )
+            )
+        )
         assert server.phase == "train" and server.current_round.pending == {"c8", "c9"}
         clock.advance(99)  # not yet
         await asyncio.sleep(0)
@@ -72,12 +84,23 @@ FederatedLearning(Est(), address=sys.argv[1], client_id=sys.argv[2], backend="cu
 async def test_killed_client_processes_never_block_the_round(
     client_factory: Any, fedavg_expected: Any, bounded: Any
 ) -> None:
-    server = AggregationServer("FedAvg", exit_round=2, participants_count=10, quorum=8,
-                               round_deadline=600, port=0, initial_weights=INIT)
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=2,
+        participants_count=10,
+        quorum=8,
+        round_deadline=600,
+        port=0,
+        initial_weights=INIT,
+    )
     await server.astart()
     procs = [
-        subprocess.Popen([sys.executable, "-c", _KILLABLE, server.ws_url, f"c{k}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _KILLABLE, server.ws_url, f"c{k}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         for k in (8, 9)
     ]
     clients = [client_factory(server.ws_url, k) for k in range(8)]
@@ -104,17 +127,32 @@ async def test_killed_client_processes_never_block_the_round(
 
 async def test_quorum_missed_retries_then_fails_clearly(client_factory: Any, bounded: Any) -> None:
     clock = ManualClock()
-    server = AggregationServer("FedAvg", exit_round=2, participants_count=2, quorum=2,
-                               round_deadline=10, max_retries=2, port=0, initial_weights=INIT,
-                               clock=clock)
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=2,
+        participants_count=2,
+        quorum=2,
+        round_deadline=10,
+        max_retries=2,
+        port=0,
+        initial_weights=INIT,
+        clock=clock,
+    )
     await server.astart()
     try:
         lonely = client_factory(server.ws_url, 1)
         task = asyncio.ensure_future(lonely.atrain([0]))
         for attempt in range(3):
-            await bounded(server.wait_until(
-                lambda s, a=attempt: s.idle and s.phase == "waiting" and len(s.clients) == 1
-                and s.stats["retries"] == a))
+            await bounded(
+                server.wait_until(
+                    lambda s, a=attempt: (
+                        s.idle
+                        and s.phase == "waiting"
+                        and len(s.clients) == 1
+                        and s.stats["retries"] == a
+                    )
+                )
+            )
             clock.advance(10)
         result = await bounded(server.wait())
         assert result.status == "failed"
@@ -128,8 +166,15 @@ async def test_quorum_missed_retries_then_fails_clearly(client_factory: Any, bou
 
 async def test_no_client_at_all_still_ends(bounded: Any) -> None:
     clock = ManualClock()
-    server = AggregationServer("FedAvg", exit_round=1, participants_count=1, round_deadline=5,
-                               max_retries=0, port=0, clock=clock)
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=1,
+        participants_count=1,
+        round_deadline=5,
+        max_retries=0,
+        port=0,
+        clock=clock,
+    )
     await server.astart()
     try:
         await bounded(server.wait_until(lambda s: s.idle and s.phase == "waiting"))
@@ -143,26 +188,34 @@ async def test_disconnect_mid_update_is_excluded_exactly(
     client_factory: Any, raw_clients: Any, fedavg_expected: Any, bounded: Any
 ) -> None:
     init = [np.zeros((64, 32), np.float32), np.zeros(32, np.float32)]
-    server = AggregationServer("FedAvg", exit_round=1, participants_count=3, quorum=2,
-                               port=0, initial_weights=init)
+    server = AggregationServer(
+        "FedAvg", exit_round=1, participants_count=3, quorum=2, port=0, initial_weights=init
+    )
     await server.astart()
     try:
         raw = await raw_clients(server.ws_url, "raw")
         good = [client_factory(server.ws_url, k) for k in (1, 2)]
         for g in good:  # their models match the server's
             g.estimator.model.w = [w.copy() for w in init]
-            g.estimator.model.target = [np.full(w.shape, float(g.client_id[1:]), np.float32)
-                                        for w in init]
+            g.estimator.model.target = [
+                np.full(w.shape, float(g.client_id[1:]), np.float32) for w in init
+            ]
         tasks = [asyncio.ensure_future(g.atrain([0] * 4)) for g in good]
         msg, weights = await bounded(raw.next_round())
         poisoned = [np.full(w.shape, 1e6, np.float32) for w in weights]
         frames = list(encode_chunks(poisoned, chunk_bytes=1024))
         assert len(frames) > 3
         await raw.send_update(msg, poisoned, frames=frames[:2])  # half an update, then gone
-        await bounded(server.wait_until(lambda s: s.current_round is not None
-                                        and s.current_round.task == "train"
-                                        and len(s.current_round.updates) == 0
-                                        and "raw" in s.clients))
+        await bounded(
+            server.wait_until(
+                lambda s: (
+                    s.current_round is not None
+                    and s.current_round.task == "train"
+                    and len(s.current_round.updates) == 0
+                    and "raw" in s.clients
+                )
+            )
+        )
         await raw.close()
         result = await bounded(server.wait())
         await bounded(asyncio.gather(*tasks))
@@ -171,12 +224,12 @@ async def test_disconnect_mid_update_is_excluded_exactly(
     assert result.history[0]["clients"] == ["c1", "c2"]
     assert result.history[0]["failed"] == ["raw"]
     # bit-exact: the half update never touched the aggregate
-    want = FedAvgOf([[np.full(w.shape, k / 2, np.float32) for w in init] for k in (1, 2)])
+    want = fedavg_of([[np.full(w.shape, k / 2, np.float32) for w in init] for k in (1, 2)])
     for got, exp in zip(result.weights, want, strict=True):
         np.testing.assert_array_equal(got, exp)
 
 
-def FedAvgOf(updates: list[list[np.ndarray]]) -> list[np.ndarray]:  # noqa: N802
+def fedavg_of(updates: list[list[np.ndarray]]) -> list[np.ndarray]:
     from sedna_plugin_fedavg import FedAvg
 
     return FedAvg().aggregate([np.zeros_like(u) for u in updates[0]], [(u, 4) for u in updates])
@@ -186,16 +239,27 @@ async def test_update_after_the_deadline_is_late(
     client_factory: Any, raw_clients: Any, bounded: Any
 ) -> None:
     clock = ManualClock()
-    server = AggregationServer("FedAvg", exit_round=2, participants_count=2, quorum=1,
-                               round_deadline=50, port=0, initial_weights=INIT, clock=clock)
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=2,
+        participants_count=2,
+        quorum=1,
+        round_deadline=50,
+        port=0,
+        initial_weights=INIT,
+        clock=clock,
+    )
     await server.astart()
     try:
         raw = await raw_clients(server.ws_url, "slow")
         good = client_factory(server.ws_url, 1)
         task = asyncio.ensure_future(good.atrain([0]))
         msg, weights = await bounded(raw.next_round())
-        await bounded(server.wait_until(
-            lambda s: s.current_round is not None and "c1" in s.current_round.updates and s.idle))
+        await bounded(
+            server.wait_until(
+                lambda s: s.current_round is not None and "c1" in s.current_round.updates and s.idle
+            )
+        )
         clock.advance(50)
         await bounded(server.wait_until(lambda s: s._completed == 1))
         await raw.send_update(msg, weights)  # round 1 is over

@@ -12,15 +12,26 @@ from sedna_core.clock import ManualClock
 from sedna_core.jobs.federated import AggregationServer
 
 
-async def test_fedavg_job_end_to_end(client_factory: Any, fedavg_expected: Any, bounded: Any) -> None:
+async def test_fedavg_job_end_to_end(
+    client_factory: Any, fedavg_expected: Any, bounded: Any
+) -> None:
     seen: list[dict[str, Any]] = []
-    server = AggregationServer("FedAvg", exit_round=3, participants_count=3, port=0,
-                               round_deadline=60, evaluate_every=2, on_round=seen.append)
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=3,
+        participants_count=3,
+        port=0,
+        round_deadline=60,
+        evaluate_every=2,
+        on_round=seen.append,
+    )
     await server.astart()
     try:
         clients = [client_factory(server.ws_url, k) for k in range(3)]
         data = [list(range(10)), list(range(20)), list(range(30))]
-        trained = await bounded(asyncio.gather(*(c.atrain(d) for c, d in zip(clients, data))))
+        trained = await bounded(
+            asyncio.gather(*(c.atrain(d) for c, d in zip(clients, data, strict=True)))
+        )
         result = await bounded(server.wait())
     finally:
         await server.astop()
@@ -44,9 +55,13 @@ async def test_fedavg_job_end_to_end(client_factory: Any, fedavg_expected: Any, 
 
 async def test_initial_weights_and_server_optimiser(client_factory: Any, bounded: Any) -> None:
     init = [np.ones((4, 3), np.float32), np.ones(3, np.float32)]
-    server = AggregationServer({"method": "FedAvgM", "param": {"server_momentum": "0.5"}},
-                               exit_round=2, participants_count=2, port=0,
-                               initial_weights=init)
+    server = AggregationServer(
+        {"method": "FedAvgM", "param": {"server_momentum": "0.5"}},
+        exit_round=2,
+        participants_count=2,
+        port=0,
+        initial_weights=init,
+    )
     await server.astart()
     try:
         clients = [client_factory(server.ws_url, k) for k in (2, 4)]
@@ -62,8 +77,9 @@ async def test_initial_weights_and_server_optimiser(client_factory: Any, bounded
 
 
 async def test_fraction_selects_a_seeded_subset(client_factory: Any, bounded: Any) -> None:
-    server = AggregationServer("FedAvg", exit_round=3, participants_count=5, quorum=2,
-                               fraction=0.4, seed=7, port=0)
+    server = AggregationServer(
+        "FedAvg", exit_round=3, participants_count=5, quorum=2, fraction=0.4, seed=7, port=0
+    )
     await server.astart()
     try:
         clients = [client_factory(server.ws_url, k) for k in range(5)]
@@ -85,8 +101,15 @@ async def test_fraction_selects_a_seeded_subset(client_factory: Any, bounded: An
 async def test_late_joiner_gets_the_current_model(client_factory: Any, bounded: Any) -> None:
     clock = ManualClock()
     init = [np.full((4, 3), 3, np.float32), np.full(3, 3, np.float32)]
-    server = AggregationServer("FedAvg", exit_round=1, participants_count=1, port=0,
-                               round_deadline=100, initial_weights=init, clock=clock)
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=1,
+        participants_count=1,
+        port=0,
+        round_deadline=100,
+        initial_weights=init,
+        clock=clock,
+    )
     await server.astart()
     gate_client = client_factory(server.ws_url, 0)
     try:
@@ -95,12 +118,18 @@ async def test_late_joiner_gets_the_current_model(client_factory: Any, bounded: 
         gate = threading.Event()
         slow = client_factory(server.ws_url, 1, gate=gate)
         slow_task = asyncio.ensure_future(slow.atrain([0]))
-        await bounded(server.wait_until(lambda s: s.current_round is not None
-                                        and s.current_round.task == "train"))
+        await bounded(
+            server.wait_until(
+                lambda s: s.current_round is not None and s.current_round.task == "train"
+            )
+        )
         # c0 joins while round 1 is open: it is asked too and trains from the global model
         task = asyncio.ensure_future(gate_client.atrain([0] * 3))
-        await bounded(server.wait_until(lambda s: "c0" in (s.current_round.updates
-                                                          if s.current_round else {})))
+        await bounded(
+            server.wait_until(
+                lambda s: "c0" in (s.current_round.updates if s.current_round else {})
+            )
+        )
         assert gate_client.estimator.model.trained == 1
         gate.set()
         await bounded(asyncio.gather(slow_task, task))
@@ -112,8 +141,12 @@ async def test_late_joiner_gets_the_current_model(client_factory: Any, bounded: 
 
 
 async def test_fedprox_mu_reaches_the_estimator(client_factory: Any, bounded: Any) -> None:
-    server = AggregationServer({"method": "FedProx", "param": {"proximal_mu": "0.3"}},
-                               exit_round=1, participants_count=1, port=0)
+    server = AggregationServer(
+        {"method": "FedProx", "param": {"proximal_mu": "0.3"}},
+        exit_round=1,
+        participants_count=1,
+        port=0,
+    )
     await server.astart()
     try:
         client = client_factory(server.ws_url, 1)

@@ -1,4 +1,4 @@
-"""Checkpoints after every round; a restarted server resumes and the job ends as if uninterrupted."""
+"""Checkpoints after every round; a restarted server resumes, the job ends as if uninterrupted."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from sedna_core.jobs.federated import AggregationServer
 from sedna_core.jobs.federated._checkpoint import CheckpointStore
 
 INIT = [np.zeros((4, 3), np.float32), np.zeros(3, np.float32)]
-SETTINGS = {"aggregation": {"method": "FedAdam", "param": {"eta": "0.05"}}, "exit_round": 5,
-            "participants_count": 3}
+SETTINGS = {
+    "aggregation": {"method": "FedAdam", "param": {"eta": "0.05"}},
+    "exit_round": 5,
+    "participants_count": 3,
+}
 
 
 async def _uninterrupted(client_factory: Any, bounded: Any) -> list[np.ndarray]:
@@ -34,21 +37,34 @@ async def test_restart_mid_job_gives_the_same_final_weights(
 ) -> None:
     reference = await _uninterrupted(client_factory, bounded)
 
-    first = AggregationServer(**SETTINGS, port=0, initial_weights=INIT,
-                              checkpoint_dir=str(tmp_path / "ckpt"), job_name="restart-me")
+    first = AggregationServer(
+        **SETTINGS,
+        port=0,
+        initial_weights=INIT,
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        job_name="restart-me",
+    )
     await first.astart()
     port = first.port
     clients = [client_factory(first.ws_url, k) for k in range(3)]
     tasks = [asyncio.ensure_future(c.atrain([0] * (k + 1))) for k, c in enumerate(clients)]
     # crash in the middle of round 3: two of three updates are in
-    await bounded(first.wait_until(
-        lambda s: s._completed == 2 and s.current_round is not None
-        and s.current_round.task == "train" and len(s.current_round.updates) >= 1))
+    await bounded(
+        first.wait_until(
+            lambda s: (
+                s._completed == 2
+                and s.current_round is not None
+                and s.current_round.task == "train"
+                and len(s.current_round.updates) >= 1
+            )
+        )
+    )
     await first.astop()
     assert not any(t.done() for t in tasks)  # the clients keep trying to reconnect
 
-    second = AggregationServer(**SETTINGS, port=port, checkpoint_dir=str(tmp_path / "ckpt"),
-                               job_name="restart-me")
+    second = AggregationServer(
+        **SETTINGS, port=port, checkpoint_dir=str(tmp_path / "ckpt"), job_name="restart-me"
+    )
     await second.astart()
     try:
         result = await bounded(second.wait())
@@ -66,8 +82,13 @@ async def test_restart_mid_job_gives_the_same_final_weights(
 async def test_a_completed_job_serves_its_final_model(
     client_factory: Any, bounded: Any, tmp_path: Path
 ) -> None:
-    kw = {"aggregation": "FedAvg", "exit_round": 1, "participants_count": 1,
-          "checkpoint_dir": str(tmp_path), "initial_weights": INIT}
+    kw = {
+        "aggregation": "FedAvg",
+        "exit_round": 1,
+        "participants_count": 1,
+        "checkpoint_dir": str(tmp_path),
+        "initial_weights": INIT,
+    }
     server = AggregationServer(**kw, port=0)
     await server.astart()
     try:
@@ -92,8 +113,12 @@ def test_checkpoint_round_trip_and_pruning(tmp_path: Path) -> None:
     assert store.load() is None
     weights = [np.arange(12, dtype=np.float32).reshape(3, 4), np.ones(2, np.float64)]
     for r in (1, 2, 3):
-        store.save(r, weights, {"m.0": weights[0] * r, "step": np.array(r)},
-                   {"history": [{"round": r}], "names": ["a", "b"]})
+        store.save(
+            r,
+            weights,
+            {"m.0": weights[0] * r, "step": np.array(r)},
+            {"history": [{"round": r}], "names": ["a", "b"]},
+        )
     ckpt = store.load()
     assert ckpt is not None and ckpt.round == 3 and ckpt.names == ["a", "b"]
     for a, b in zip(ckpt.weights, weights, strict=True):

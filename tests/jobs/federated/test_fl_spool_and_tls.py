@@ -14,8 +14,11 @@ from sedna_core.jobs.federated import AggregationServer
 from sedna_core.jobs.federated._spool import UpdateReceiver
 from sedna_core.wire import encode_chunks
 
-MODEL = [np.arange(20, dtype=np.float32).reshape(4, 5), np.zeros(0, np.float32),
-         np.ones(3, np.float64)]
+MODEL = [
+    np.arange(20, dtype=np.float32).reshape(4, 5),
+    np.zeros(0, np.float32),
+    np.ones(3, np.float64),
+]
 
 
 def _receiver(tmp_path: Path) -> UpdateReceiver:
@@ -43,12 +46,19 @@ def test_receiver_spools_and_reads_back(tmp_path: Path) -> None:
         (lambda fs: [fs[0], fs[0], *fs[1:]], "malformed"),  # a repeated frame
         (lambda fs: [fs[0][:-3]], "malformed"),  # truncated
         (lambda fs: list(encode_chunks([MODEL[0]], chunk_bytes=16)), "count"),
-        (lambda fs: list(encode_chunks([MODEL[0].T.copy(), *MODEL[1:]], chunk_bytes=16)),
-         "shape"),
-        (lambda fs: list(encode_chunks([MODEL[0].astype(np.float16), *MODEL[1:]],
-                                       chunk_bytes=16)), "dtype"),
-        (lambda fs: list(encode_chunks({"a": MODEL[0], "b": MODEL[1], "c": MODEL[2]},
-                                       chunk_bytes=16)), None),  # names are fine when unknown
+        (lambda fs: list(encode_chunks([MODEL[0].T.copy(), *MODEL[1:]], chunk_bytes=16)), "shape"),
+        (
+            lambda fs: list(
+                encode_chunks([MODEL[0].astype(np.float16), *MODEL[1:]], chunk_bytes=16)
+            ),
+            "dtype",
+        ),
+        (
+            lambda fs: list(
+                encode_chunks({"a": MODEL[0], "b": MODEL[1], "c": MODEL[2]}, chunk_bytes=16)
+            ),
+            None,
+        ),  # names are fine when unknown
     ],
 )
 def test_receiver_checks_every_frame(tmp_path: Path, mutate: Any, reason: str | None) -> None:
@@ -77,8 +87,9 @@ def test_receiver_rejects_non_finite_values(tmp_path: Path) -> None:
 
 async def test_robust_aggregation_over_spools(client_factory: Any, bounded: Any) -> None:
     init = [np.zeros((4, 3), np.float32), np.zeros(3, np.float32)]
-    server = AggregationServer("FedMedian", exit_round=1, participants_count=3, port=0,
-                               initial_weights=init)
+    server = AggregationServer(
+        "FedMedian", exit_round=1, participants_count=3, port=0, initial_weights=init
+    )
     await server.astart()
     try:
         clients = [client_factory(server.ws_url, k) for k in (1, 2, 90)]  # 90: an outlier
@@ -97,10 +108,15 @@ async def test_wss_with_tls(client_factory: Any, bounded: Any, tmp_path: Path) -
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
     ca.cert_pem.write_to_path(str(ca_file))
-    server = AggregationServer("FedAvg", exit_round=1, participants_count=1, port=0,
-                               tls_cert=str(cert_file), tls_key=str(key_file),
-                               initial_weights=[np.zeros((4, 3), np.float32),
-                                                np.zeros(3, np.float32)])
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=1,
+        participants_count=1,
+        port=0,
+        tls_cert=str(cert_file),
+        tls_key=str(key_file),
+        initial_weights=[np.zeros((4, 3), np.float32), np.zeros(3, np.float32)],
+    )
     await server.astart()
     try:
         assert server.ws_url.startswith("wss://")

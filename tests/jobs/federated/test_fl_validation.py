@@ -46,10 +46,23 @@ async def _one_round_of_abuse(raw: Any, kind: str) -> dict[str, Any]:
 async def test_bad_updates_are_rejected_and_others_served(
     client_factory: Any, raw_clients: Any, fedavg_expected: Any, bounded: Any
 ) -> None:
-    cases = ["malformed_frame", "wrong_shape", "nan", "extra_tensor", "wrong_dtype",
-             "too_many_frames"]
-    server = AggregationServer("FedAvg", exit_round=len(cases) + 1, participants_count=2,
-                               quorum=1, port=0, initial_weights=INIT, chunk_bytes=1024)
+    cases = [
+        "malformed_frame",
+        "wrong_shape",
+        "nan",
+        "extra_tensor",
+        "wrong_dtype",
+        "too_many_frames",
+    ]
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=len(cases) + 1,
+        participants_count=2,
+        quorum=1,
+        port=0,
+        initial_weights=INIT,
+        chunk_bytes=1024,
+    )
     await server.astart()
     try:
         raw = await raw_clients(server.ws_url, "mallory")
@@ -88,8 +101,9 @@ async def test_bad_updates_are_rejected_and_others_served(
 
 
 async def test_wrong_token_is_refused(client_factory: Any, raw_clients: Any, bounded: Any) -> None:
-    server = AggregationServer("FedAvg", exit_round=1, participants_count=1, port=0,
-                               token="s3cret", initial_weights=INIT)
+    server = AggregationServer(
+        "FedAvg", exit_round=1, participants_count=1, port=0, token="s3cret", initial_weights=INIT
+    )
     await server.astart()
     try:
         intruder = client_factory(server.ws_url, 9, token="guess")
@@ -108,8 +122,14 @@ async def test_wrong_token_is_refused(client_factory: Any, raw_clients: Any, bou
 
 async def test_per_client_tokens(client_factory: Any, bounded: Any) -> None:
     tokens = {"c1": "one", "c2": "two"}
-    server = AggregationServer("FedAvg", exit_round=1, participants_count=2, port=0,
-                               client_tokens=tokens, initial_weights=INIT)
+    server = AggregationServer(
+        "FedAvg",
+        exit_round=1,
+        participants_count=2,
+        port=0,
+        client_tokens=tokens,
+        initial_weights=INIT,
+    )
     await server.astart()
     try:
         with pytest.raises(AuthenticationError):  # c2 with c1's token
@@ -137,13 +157,15 @@ async def test_protocol_version_and_join_checks(raw_clients: Any) -> None:
 
 
 async def test_unasked_update_is_refused(raw_clients: Any, bounded: Any) -> None:
-    server = AggregationServer("FedAvg", exit_round=1, participants_count=5, port=0,
-                               initial_weights=INIT)
+    server = AggregationServer(
+        "FedAvg", exit_round=1, participants_count=5, port=0, initial_weights=INIT
+    )
     await server.astart()
     try:
         raw = await raw_clients(server.ws_url, "eager")
-        await raw.ws.send_str(json.dumps({"v": 1, "type": "update", "round": 1,
-                                          "num_samples": 3, "tensors": []}))
+        await raw.ws.send_str(
+            json.dumps({"v": 1, "type": "update", "round": 1, "num_samples": 3, "tensors": []})
+        )
         reply = await bounded(raw.until("rejected"))
         assert reply["reason"] == "unexpected"
     finally:

@@ -40,8 +40,13 @@ def test_resolves_through_the_registry(sedna_pm: Any) -> None:
     assert isinstance(create_algorithm("aggregation", "fedavgm"), FedAvgM)
 
 
-@pytest.mark.parametrize("spec", [{"method": "FedAvgM", "param": {"server_momentum": "1.5"}},
-                                  {"method": "FedAdam", "param": {"tau": "0"}}])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"method": "FedAvgM", "param": {"server_momentum": "1.5"}},
+        {"method": "FedAdam", "param": {"tau": "0"}},
+    ],
+)
 def test_bad_parameters_are_refused(sedna_pm: Any, spec: dict) -> None:
     from sedna_core.errors import InvalidParameterError
 
