@@ -35,7 +35,7 @@ test: venv
 
 bench: venv
 	$(PIP) install --quiet -r requirements/bench.txt $(EDITABLE)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/*.py; do m=$$(basename $$b .py); echo "== $$m"; $(BIN)/python -m benchmarks.$$m || exit 1; done
 
 lint: venv
 	$(BIN)/ruff check sedna_core sedna_plugins plugins-contrib tests benchmarks examples

@@ -4,6 +4,8 @@ Hierarchy (catch the narrowest class you can handle)::
 
     SednaError
     ├── ConfigError                  a setting (argument or environment variable) has a bad value
+    │   └── ManifestError            a Kubernetes manifest does not satisfy its CRD schema
+    │       └── JobFileError         a job file (``sedna k8s export``'s input) is malformed
     ├── PluginError                  anything about plugins and algorithm resolution
     │   ├── PluginLoadError          a plugin failed to load (raised with SEDNA_STRICT_PLUGINS=1)
     │   ├── UnknownAlgorithmError    no algorithm of that kind has that name
@@ -13,6 +15,8 @@ Hierarchy (catch the narrowest class you can handle)::
     ├── BackendError                 an estimator cannot be wrapped, trained, saved or loaded
     ├── DataSourceError              a data file is missing or malformed
     ├── WireFormatError              tensor bytes are malformed, truncated or unsafe
+    ├── InvalidUpdateError           a federated client's update does not fit the global model
+    │   └── ProtocolError            an aggregation-protocol control frame is malformed
     ├── ArtifactError                the artifact store cannot store or find an artifact
     │   └── IntegrityError           an artifact's bytes do not match its recorded sha256
     ├── ServiceError                 talking to a sedna service failed
@@ -21,6 +25,8 @@ Hierarchy (catch the narrowest class you can handle)::
     │   └── AuthenticationError      it refused our credentials (401/403)
     ├── JobError                     a job cannot proceed (e.g. a federated round failed for good)
     └── KnowledgeBaseError           the knowledge base refused or could not serve a request
+        ├── IndexValidationError     a task index does not follow its JSON Schema
+        └── MigrationError           a Sedna knowledge base cannot be imported
 
 Errors that concern a plugin carry ``plugin`` (distribution name) and, where it applies,
 ``hook`` or ``kind``, so a message can always say who is at fault.
@@ -28,7 +34,7 @@ Errors that concern a plugin carry ``plugin`` (distribution name) and, where it 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "AlgorithmConflictError",
@@ -38,12 +44,18 @@ __all__ = [
     "BackendError",
     "ConfigError",
     "DataSourceError",
+    "IndexValidationError",
     "IntegrityError",
     "InvalidParameterError",
+    "InvalidUpdateError",
     "JobError",
+    "JobFileError",
     "KnowledgeBaseError",
+    "ManifestError",
+    "MigrationError",
     "PluginError",
     "PluginLoadError",
+    "ProtocolError",
     "RemoteError",
     "SednaError",
     "ServiceError",
@@ -68,6 +80,27 @@ class ConfigError(SednaError, ValueError):
         self.value = value
         self.accepted = accepted
         super().__init__(f"{variable}={value!r} is not valid: expected {accepted}")
+
+
+class ManifestError(ConfigError):
+    """A Kubernetes manifest does not satisfy its CRD schema.
+
+    ``errors`` holds one ``"path: message"`` line per problem; ``source`` names the manifest.
+    """
+
+    def __init__(self, errors: Iterable[str], *, source: str | None = None) -> None:
+        self.errors = list(errors)
+        self.source = source
+        self.variable = source or "manifest"
+        self.value = None
+        self.accepted = "; ".join(self.errors)
+        head = f"{source}: " if source else ""
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        SednaError.__init__(self, f"{head}{len(self.errors)} problem(s):\n{lines}")
+
+
+class JobFileError(ManifestError):
+    """A job file (the input of ``sedna k8s export``) is malformed or inconsistent."""
 
 
 class PluginError(SednaError):
@@ -144,6 +177,28 @@ class WireFormatError(SednaError, ValueError):
     """Tensor bytes are malformed, truncated or describe something unsafe."""
 
 
+class InvalidUpdateError(SednaError, ValueError):
+    """A client update does not fit the global model or holds bad values.
+
+    ``reason`` is a short code for logs, metrics and the client: ``"count"``, ``"name"``,
+    ``"dtype"``, ``"shape"``, ``"size"``, ``"nonfinite"``, ``"num_samples"``, ``"malformed"``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class ProtocolError(InvalidUpdateError):
+    """A federated-protocol control frame is not valid JSON, lacks a field or has the wrong version.
+
+    ``reason`` is always ``"malformed"``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("malformed", message)
+
+
 class ArtifactError(SednaError):
     """The artifact store cannot store or find an artifact."""
 
@@ -187,3 +242,16 @@ class JobError(SednaError):
 
 class KnowledgeBaseError(SednaError):
     """The knowledge base refused or could not serve a request."""
+
+
+class IndexValidationError(KnowledgeBaseError, ValueError):
+    """A task index does not follow the schema; ``path`` says where (``seen_task/...``)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        where = f" at {path}" if path else ""
+        super().__init__(f"malformed task index{where}: {message}")
+
+
+class MigrationError(KnowledgeBaseError):
+    """A Sedna knowledge base cannot be imported (not local, unreadable, or incomplete)."""

@@ -1,7 +1,21 @@
-"""Base classes of every algorithm kind: the public API plugins implement."""
+"""Base classes of every algorithm kind: the public API plugins implement.
+
+Aggregators derive from :class:`StreamingAggregation` (FedAvg family) or
+:class:`AllAtOnceAggregation` (robust strategies) rather than :class:`BaseAggregation` itself;
+their updates arrive as :class:`UpdateSource` objects (:class:`ArrayUpdate` for arrays in memory)
+described by :class:`TensorSpec`. The kinds' helpers and value types stay in their modules
+(``sedna_core.algorithms.aggregation``, ``.mtl``...).
+"""
 
 from sedna_core.algorithms._base import Algorithm
-from sedna_core.algorithms.aggregation import BaseAggregation
+from sedna_core.algorithms.aggregation import (
+    AllAtOnceAggregation,
+    ArrayUpdate,
+    BaseAggregation,
+    StreamingAggregation,
+    TensorSpec,
+    UpdateSource,
+)
 from sedna_core.algorithms.backend import BaseBackend
 from sedna_core.algorithms.hem import BaseHardExampleMiner
 from sedna_core.algorithms.mtl import (
@@ -34,6 +48,8 @@ KINDS: dict[str, tuple[type[Algorithm], str]] = {
 __all__ = [
     "KINDS",
     "Algorithm",
+    "AllAtOnceAggregation",
+    "ArrayUpdate",
     "BaseAggregation",
     "BaseBackend",
     "BaseHardExampleMiner",
@@ -44,4 +60,7 @@ __all__ = [
     "BaseTaskRemodeling",
     "BaseTaskUpdateDecision",
     "BaseUnseenTaskDetector",
+    "StreamingAggregation",
+    "TensorSpec",
+    "UpdateSource",
 ]

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from sedna_core.algorithms._base import Algorithm
-from sedna_core.errors import SednaError
+from sedna_core.errors import InvalidUpdateError
 
 __all__ = [
     "AllAtOnceAggregation",
@@ -46,18 +46,6 @@ __all__ = [
 
 #: elements per block when aggregators walk tensors (1 MiB of float32: stays in L2 cache)
 BLOCK_ELEMENTS = 1 << 18
-
-
-class InvalidUpdateError(SednaError, ValueError):
-    """A client update does not fit the global model or holds bad values.
-
-    ``reason`` is a short code for logs, metrics and the client: ``"count"``, ``"name"``,
-    ``"dtype"``, ``"shape"``, ``"size"``, ``"nonfinite"``, ``"num_samples"``, ``"malformed"``.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(message)
 
 
 class TensorSpec(tuple[str | None, np.dtype[Any], tuple[int, ...]]):

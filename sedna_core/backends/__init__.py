@@ -15,21 +15,33 @@ duck-typed "Customize" estimators (backend ``"custom"``), and helpers backends s
 from sedna_core.algorithms.backend import BaseBackend, is_factory, mro_names
 from sedna_core.backends._device import device_from_env
 from sedna_core.backends._generic import GenericBackend, call_accepted
-from sedna_core.backends._metrics import compute_metrics, infer_task, proba_to_labels
+from sedna_core.backends._metrics import (
+    compute_metrics,
+    evaluate_by_task,
+    infer_task,
+    logits_to_proba,
+    proba_to_labels,
+)
 from sedna_core.backends._select import BACKEND_TYPES, TF1_NOTE, backend_name, set_backend
+from sedna_core.backends._training import TASKS, check_training_options, training_xy
 
 __all__ = [
     "BACKEND_TYPES",
+    "TASKS",
     "TF1_NOTE",
     "BaseBackend",
     "GenericBackend",
     "backend_name",
     "call_accepted",
+    "check_training_options",
     "compute_metrics",
     "device_from_env",
+    "evaluate_by_task",
     "infer_task",
     "is_factory",
+    "logits_to_proba",
     "mro_names",
     "proba_to_labels",
     "set_backend",
+    "training_xy",
 ]

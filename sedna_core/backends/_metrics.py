@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from sedna_core.errors import BackendError
 
-__all__ = ["Task", "compute_metrics", "infer_task", "proba_to_labels"]
+if TYPE_CHECKING:
+    from sedna_core.algorithms.backend import BaseBackend
+
+__all__ = [
+    "Task",
+    "compute_metrics",
+    "evaluate_by_task",
+    "infer_task",
+    "logits_to_proba",
+    "proba_to_labels",
+]
 
 Task = Literal["classification", "regression"]
 MetricsSpec = Sequence[str | Callable[..., Any]] | Mapping[str, str | Callable[..., Any]] | str
@@ -49,6 +59,36 @@ def proba_to_labels(proba: np.ndarray) -> np.ndarray:
     if p.ndim == 2 and p.shape[1] > 1:
         return p.argmax(axis=1)
     return (p.reshape(len(p)) >= 0.5).astype(np.int64)
+
+
+def logits_to_proba(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits: softmax over the columns, or a sigmoid for one output."""
+    out = np.asarray(logits)
+    if out.ndim == 2 and out.shape[1] > 1:
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-out))
+
+
+def evaluate_by_task(
+    backend: BaseBackend,
+    x: Any,
+    y: Any,
+    *,
+    task: Task,
+    metrics: MetricsSpec | None = None,
+) -> dict[str, float]:
+    """Scores of ``backend`` on ``(x, y)`` for ``task``.
+
+    Classification scores ``predict_proba`` (labels by :func:`proba_to_labels`); regression
+    scores ``predict``.
+    """
+    if task == "classification":
+        proba = backend.predict_proba(x)
+        return compute_metrics(
+            y, proba_to_labels(proba), proba=proba, metrics=metrics, task="classification"
+        )
+    return compute_metrics(y, backend.predict(x), metrics=metrics, task="regression")
 
 
 def _true_labels(y: Any) -> np.ndarray:

@@ -44,8 +44,8 @@ def register_import_command(kb_subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sedna_core.migration._convert import UNPICKLE_WARNING, import_sedna_kb
-    from sedna_core.migration._errors import MigrationError
+    from sedna_core.errors import MigrationError
+    from sedna_core.migration import UNPICKLE_WARNING, import_sedna_kb
 
     sys.stderr.write(f"\n{'!' * 78}\n{UNPICKLE_WARNING}\n{'!' * 78}\n\n")
     if not args.trusted:

@@ -12,6 +12,7 @@ The command line is ``sedna k8s export|validate|example|schema``; the job-file f
 ``docs/deploy.md``.
 """
 
+from sedna_core.errors import JobFileError, ManifestError
 from sedna_core.k8s._crds import (
     API_GROUP,
     API_VERSION,
@@ -21,7 +22,6 @@ from sedna_core.k8s._crds import (
     validate_manifest,
     validation_errors,
 )
-from sedna_core.k8s._errors import JobFileError, ManifestError
 from sedna_core.k8s._examples import EXAMPLES, example
 from sedna_core.k8s._jobfile import (
     JOB_FILE_SCHEMA,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from sedna_core.k8s._errors import ManifestError
+from sedna_core.errors import ManifestError
 
 __all__ = [
     "API_GROUP",
@@ -142,7 +142,7 @@ def validation_errors(manifest: Mapping[str, Any], *, strict: bool = True) -> li
     errors += _metadata_errors(manifest.get("metadata"), namespaced=crd.scope == "Namespaced")
     validator = _validator(kind, version, strict)
     for err in validator.iter_errors(manifest):
-        errors.append(f"{_path(err.absolute_path)}: {_message(err)}")
+        errors.append(f"{json_path(err.absolute_path)}: {_message(err)}")
     return sorted(set(errors))
 
 
@@ -227,7 +227,8 @@ def _metadata_errors(meta: Any, *, namespaced: bool) -> list[str]:
     return errors
 
 
-def _path(parts: Iterable[Any]) -> str:
+def json_path(parts: Iterable[Any]) -> str:
+    """``spec.workers[0].template`` from a validation error's path parts (``<root>`` if none)."""
     out = ""
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from sedna_core.k8s._errors import JobFileError
+from sedna_core.errors import JobFileError
+from sedna_core.k8s._crds import json_path
 
 __all__ = ["JOB_FILE_SCHEMA", "JOB_KINDS", "job_kind", "load_job_file", "validate_job"]
 
@@ -356,7 +357,7 @@ def validate_job(job: Any) -> dict[str, Any]:
         raise JobFileError([f"kind: missing; use one of {', '.join(sorted(JOB_KINDS))}"])
     doc = copy.deepcopy(dict(job))
     doc["kind"] = job_kind(doc["kind"])
-    errors = [f"{_path(e.absolute_path)}: {_message(e)}" for e in _validator().iter_errors(doc)]
+    errors = [f"{json_path(e.absolute_path)}: {_message(e)}" for e in _validator().iter_errors(doc)]
     if errors:
         raise JobFileError(sorted(set(errors)))
     if doc["kind"] in ("IncrementalLearningJob", "LifelongLearningJob"):
@@ -376,13 +377,6 @@ def _validator() -> Any:
     import jsonschema
 
     return jsonschema.Draft7Validator(JOB_FILE_SCHEMA)
-
-
-def _path(parts: Any) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
 
 
 def _message(err: Any) -> str:

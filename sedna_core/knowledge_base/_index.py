@@ -10,14 +10,17 @@ import functools
 import json
 from collections.abc import Iterator, Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sedna_core.errors import KnowledgeBaseError
+from sedna_core.errors import IndexValidationError
+
+if TYPE_CHECKING:
+    from sedna_core.artifacts import ArtifactInfo
 
 __all__ = [
     "INDEX_SCHEMA_NAME",
     "INDEX_SCHEMA_VERSION",
-    "IndexValidationError",
+    "artifact_ref",
     "index_schema",
     "iter_artifacts",
     "validate_index",
@@ -25,15 +28,6 @@ __all__ = [
 
 INDEX_SCHEMA_NAME = "sedna.lifelong.task_index"
 INDEX_SCHEMA_VERSION = 1
-
-
-class IndexValidationError(KnowledgeBaseError, ValueError):
-    """A task index does not follow the schema; ``path`` says where (``seen_task/...``)."""
-
-    def __init__(self, message: str, path: str = "") -> None:
-        self.path = path
-        where = f" at {path}" if path else ""
-        super().__init__(f"malformed task index{where}: {message}")
 
 
 @functools.cache
@@ -87,6 +81,19 @@ def validate_index(doc: Any) -> dict[str, Any]:
                 ids.add(task["task_id"])
                 entries.add(task["entry"])
     return dict(doc)
+
+
+def artifact_ref(info: ArtifactInfo, *, url: str) -> dict[str, Any]:
+    """The index's reference to a stored file (``$defs/artifact``), read from ``url``."""
+    return {
+        "name": info.name,
+        "version": info.version,
+        "sha256": info.sha256,
+        "format": info.format,
+        "size": info.size,
+        "filename": info.filename,
+        "url": url,
+    }
 
 
 def iter_artifacts(doc: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:

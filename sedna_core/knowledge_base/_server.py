@@ -37,9 +37,14 @@ from aiohttp import web
 from sedna_core.artifacts import ArtifactStore
 from sedna_core.clock import Clock
 from sedna_core.config.lifelong import KnowledgeBaseConfig
-from sedna_core.errors import ArtifactError, IntegrityError, KnowledgeBaseError
+from sedna_core.errors import (
+    ArtifactError,
+    IndexValidationError,
+    IntegrityError,
+    KnowledgeBaseError,
+)
 from sedna_core.knowledge_base._db import KnowledgeBaseDB
-from sedna_core.knowledge_base._index import IndexValidationError, validate_index
+from sedna_core.knowledge_base._index import artifact_ref, validate_index
 from sedna_core.knowledge_base._safety import pickle_reason, safe_name
 from sedna_core.log import get_logger
 from sedna_core.service import ServiceRunner, create_app, json_error
@@ -211,17 +216,7 @@ class KnowledgeBaseServer:
             size=info.size,
             fmt=info.format,
         )
-        return web.json_response(
-            {
-                "name": info.name,
-                "version": info.version,
-                "sha256": info.sha256,
-                "size": info.size,
-                "format": info.format,
-                "filename": info.filename,
-                "url": download_url(info.sha256, info.filename),
-            }
-        )
+        return web.json_response(artifact_ref(info, url=download_url(info.sha256, info.filename)))
 
     def _locate(self, ref: str, version: str | None) -> tuple[Path, str, str]:
         """``(path, sha256, file name)`` of a stored file, verified; ArtifactError if none."""

@@ -11,8 +11,8 @@ stand-ins (:mod:`sedna_core.migration._standins`); nothing is downloaded and not
 the pickle is imported. See ``docs/migrating-from-sedna.md``.
 """
 
+from sedna_core.errors import MigrationError
 from sedna_core.migration._convert import UNPICKLE_WARNING, ImportReport, import_sedna_kb
-from sedna_core.migration._errors import MigrationError
 from sedna_core.migration._unpickle import load_index
 
 __all__ = [

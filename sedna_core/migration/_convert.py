@@ -26,9 +26,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sedna_core.artifacts import ArtifactStore
-from sedna_core.knowledge_base import INDEX_SCHEMA_NAME, INDEX_SCHEMA_VERSION, validate_index
+from sedna_core.errors import MigrationError
+from sedna_core.knowledge_base import (
+    INDEX_SCHEMA_NAME,
+    INDEX_SCHEMA_VERSION,
+    artifact_ref,
+    validate_index,
+)
 from sedna_core.log import get_logger
-from sedna_core.migration._errors import MigrationError
 from sedna_core.migration._standins import Opaque, Task, TaskGroup
 from sedna_core.migration._unpickle import load_index
 
@@ -337,13 +342,7 @@ def _model(
     info = store.put(name, local, format=fmt, metadata={"imported_from": str(local)})
     metrics = getattr(record, "result", None)
     return {
-        "name": info.name,
-        "version": info.version,
-        "sha256": info.sha256,
-        "format": info.format,
-        "size": info.size,
-        "filename": info.filename,
-        "url": str(info.path),
+        **artifact_ref(info, url=str(info.path)),
         "metrics": metrics if isinstance(metrics, Mapping) and _jsonable(metrics) else {},
         "backend": backend,
     }

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from sedna_core.migration._errors import MigrationError
+from sedna_core.errors import MigrationError
 from sedna_core.migration._standins import DataSource, Model, Opaque, StandIn, Task, TaskGroup
 
 __all__ = ["load_index"]

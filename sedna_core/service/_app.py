@@ -156,7 +156,7 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
     latency = metrics.histogram(
         "sedna_http_request_duration_seconds", "Time to handle a request", ["route", "method"]
     )
-    in_flight = metrics.gauge("sedna_http_requests_in_flight", "Requests being handled")
+    in_flight = metrics.gauge("sedna_http_requests_in_flight", "Requests being handled").series()
     uptime = metrics.gauge("sedna_service_uptime_seconds", "Seconds since the app was created")
     info = metrics.gauge(
         "sedna_service_info", "The service and sedna-core version", ["name", "version"]

@@ -103,7 +103,8 @@ class HttpClient:
         PEM bundle trusted for ``https``/``wss`` (else the system trust store).
     connect_timeout, read_timeout
         Seconds to establish the TCP (and TLS) connection, and the longest silence while
-        waiting for response bytes.
+        waiting for response bytes (None: no silence limit, for callers that bound each call
+        with their own deadline; it saves re-arming a timer on every chunk received).
     retries
         Extra attempts after a retryable failure: connection refused/reset, timeouts, and
         502/503/504 answers. 4xx and other 5xx answers are never retried.
@@ -124,14 +125,14 @@ class HttpClient:
         token: str | None = None,
         ca_file: str | None = None,
         connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
+        read_timeout: float | None = 30.0,
         retries: int = 2,
         backoff: float = 0.1,
         clock: Clock | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
-        if connect_timeout <= 0 or read_timeout <= 0:
+        if connect_timeout <= 0 or (read_timeout is not None and read_timeout <= 0):
             raise ValueError("timeouts must be > 0 seconds")
         self.base_url = base_url.rstrip("/")
         self.token = token
@@ -143,6 +144,7 @@ class HttpClient:
         self.clock = clock or SystemClock()
         self._ssl = client_ssl_context(ca_file) if ca_file else None
         self._session: aiohttp.ClientSession | None = None
+        self._default_timeout = self._timeout(None)  # made once, not per request
 
     # -- plumbing ----------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -171,14 +173,18 @@ class HttpClient:
     def _delay(self, attempt: int) -> float:
         return min(MAX_BACKOFF, self.backoff * (2**attempt))
 
-    async def _with_retries(self, what: str, attempt_once: Any, retries: int | None) -> Any:
+    async def _with_retries(
+        self, method: str, url: str, attempt_once: Any, retries: int | None
+    ) -> Any:
         retries = self.retries if retries is None else retries
+        what = ""
         for attempt in range(retries + 1):
             try:
                 return await attempt_once()
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
+                what = what or f"{method} {url}"  # formatted only when something failed
                 if not _is_retryable(exc):
                     if isinstance(exc, aiohttp.ClientError):
                         raise ServiceError(f"{what} failed: {_describe(exc)}") from exc
@@ -225,8 +231,9 @@ class HttpClient:
         """
         method = method.upper()
         url = self.url(path)
-        if isinstance(data, bytes | bytearray | memoryview):
+        if isinstance(data, bytearray | memoryview):
             data = bytes(data)  # re-sendable on retry
+        timeout = self._default_timeout if read_timeout is None else self._timeout(read_timeout)
 
         async def once() -> Response:
             session = self._session_now()
@@ -237,14 +244,14 @@ class HttpClient:
                 data=data,
                 params=params,
                 headers=headers,
-                timeout=self._timeout(read_timeout),
+                timeout=timeout,
             ) as resp:
                 body = await resp.read()
                 if resp.status >= 400:
                     raise _error_from(resp.status, body)
                 return Response(resp.status, resp.headers, body)
 
-        return await self._with_retries(f"{method} {url}", once, retries)
+        return await self._with_retries(method, url, once, retries)
 
     async def get(self, path: str, **kwargs: Any) -> Response:
         return await self.request("GET", path, **kwargs)
@@ -285,7 +292,7 @@ class HttpClient:
             except aiohttp.WSServerHandshakeError as exc:
                 raise _error_from(exc.status, (exc.message or "").encode()) from exc
 
-        return await self._with_retries(f"websocket {url}", once, retries)
+        return await self._with_retries("websocket", url, once, retries)
 
     async def close(self) -> None:
         """Close the session and its connections."""

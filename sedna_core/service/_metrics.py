@@ -113,10 +113,16 @@ class Gauge(Counter):
     def dec(self, amount: float = 1.0, **labels: str) -> None:
         self.inc(-amount, **labels)
 
-    def set(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
+    def series(self, **labels: str) -> _GaugeChild:  # type: ignore[override]
+        """The series for these label values, to change without naming them each time."""
+        return _GaugeChild(self, self._key(labels))
+
+    def _set(self, key: tuple[str, ...], value: float) -> None:
         with self._lock:
             self._values[key] = float(value)
+
+    def set(self, value: float, **labels: str) -> None:
+        self._set(self._key(labels), value)
 
 
 class Histogram(_Metric):
@@ -194,6 +200,25 @@ class _CounterChild:
         if amount < 0:
             raise ValueError("a counter cannot decrease")
         self._metric._add(self._key, amount)
+
+
+class _GaugeChild:
+    """One series of a gauge (from :meth:`Gauge.series`)."""
+
+    __slots__ = ("_key", "_metric")
+
+    def __init__(self, metric: Gauge, key: tuple[str, ...]) -> None:
+        self._metric = metric
+        self._key = key
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._metric._add(self._key, amount)
+
+    def dec(self, amount: float = 1.0) -> None:
+        self._metric._add(self._key, -amount)
+
+    def set(self, value: float) -> None:
+        self._metric._set(self._key, value)
 
 
 class _HistogramChild:

@@ -97,7 +97,7 @@ def encode(tensors: Tensors) -> bytes:
         if offset > written:
             parts.append(_ZEROS[: offset - written])
         if arr.nbytes:
-            parts.append(memoryview(arr.reshape(-1)).cast("B"))
+            parts.append(arr)  # C-contiguous: join reads its buffer as raw bytes
         written = offset + arr.nbytes
     # join copies each buffer exactly once: no intermediate tobytes()
     return b"".join(parts)
@@ -164,7 +164,10 @@ def decode(data: Any, *, copy: bool = False) -> list[np.ndarray] | dict[str, np.
     out_list: list[np.ndarray] = []
     out_dict: dict[str, np.ndarray] = {}
     for name, dtype, shape, size, offset in layout.tensors:
-        arr = np.frombuffer(view, dtype=dtype, count=size, offset=start + offset).reshape(shape)
+        if size:  # a view of the right shape in one call (the layout checked the bounds)
+            arr = np.ndarray(shape, dtype=dtype, buffer=view, offset=start + offset)
+        else:
+            arr = np.frombuffer(view, dtype=dtype, count=0, offset=start + offset).reshape(shape)
         if copy:
             arr = arr.copy()
         if name is None:

@@ -74,6 +74,24 @@ class Mean(BaseAggregation):
         return [s / self._n for s in self._sum]
 
 
+class Momentum(Mean):
+    """Server momentum: every round's result depends on the rounds before it."""
+
+    name = "Momentum"
+
+    def __init__(self, weighted: bool = True, beta: float = 0.9) -> None:
+        super().__init__(weighted)
+        self.beta = beta
+        self._velocity: list[np.ndarray] | None = None
+
+    def finish(self):
+        mean = super().finish()
+        if self._velocity is None:
+            self._velocity = [np.zeros_like(m) for m in mean]
+        self._velocity = [self.beta * v + m for v, m in zip(self._velocity, mean, strict=True)]
+        return [v.copy() for v in self._velocity]
+
+
 class MemoryBackend(BaseBackend):
     name = "memory"
     framework = "numpy"
@@ -118,7 +136,7 @@ class MemoryBackend(BaseBackend):
         self.model.set_weights(weights)
 
 
-@parametrize_with_checks([MaxProb, SeededRandom, Mean, MemoryBackend, ScriptedMiner])
+@parametrize_with_checks([MaxProb, SeededRandom, Mean, Momentum, MemoryBackend, ScriptedMiner])
 def test_conformance(algorithm, check) -> None:
     check(algorithm)
 
@@ -190,6 +208,14 @@ class WrongShape(Mean):
         return super().finish()[:1]
 
 
+class Miscounts(Mean):
+    name = "Miscounts"
+
+    def add_update(self, source):
+        super().add_update(source)
+        self._n += 1  # miscounts, so a round given as sources averages differently
+
+
 class Forgetful(MemoryBackend):
     name = "forgetful"
 
@@ -216,6 +242,7 @@ class Forgetful(MemoryBackend):
         (NotBool, "must return a bool array"),
         (Mutates, "modified an update"),
         (WrongShape, "must return a list of 2 arrays"),
+        (Miscounts, "add_update\\(\\) sources differs"),
         (Forgetful, "predicts differently"),
     ],
 )

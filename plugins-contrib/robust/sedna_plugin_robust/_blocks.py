@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,24 @@ def stacked_blocks(
         yield index, start, stop, read_block(updates, index, start, stop, buf)
 
 
+def result_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """Float tensors keep their dtype, integer ones aggregate in float64."""
+    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
+
+
 def empty_like_specs(specs: Sequence[TensorSpec]) -> list[np.ndarray]:
-    """Result arrays: float tensors keep their dtype, integer ones aggregate in float64."""
-    return [np.empty(s.shape, dtype=s.dtype if s.dtype.kind in "fc" else np.float64) for s in specs]
+    """Result arrays, of :func:`result_dtype`."""
+    return [np.empty(s.shape, dtype=result_dtype(s.dtype)) for s in specs]
+
+
+def reduce_blocks(
+    specs: Sequence[TensorSpec],
+    updates: Sequence[UpdateSource],
+    reduce: Callable[[np.ndarray], np.ndarray],
+) -> list[np.ndarray]:
+    """New weights whose every block is ``reduce(rows)`` of the updates' blocks (one per row)."""
+    out = empty_like_specs(specs)
+    flat = [o.reshape(-1) for o in out]
+    for index, start, stop, rows in stacked_blocks(specs, updates):
+        flat[index][start:stop] = reduce(rows)
+    return out

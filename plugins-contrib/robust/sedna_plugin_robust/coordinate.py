@@ -9,7 +9,7 @@ import numpy as np
 
 from sedna_core.algorithms.aggregation import AllAtOnceAggregation, TensorSpec, UpdateSource
 from sedna_core.errors import InvalidParameterError
-from sedna_plugin_robust._blocks import empty_like_specs, stacked_blocks
+from sedna_plugin_robust._blocks import reduce_blocks
 
 __all__ = ["FedMedian", "FedTrimmedAvg", "trimmed_mean"]
 
@@ -31,11 +31,7 @@ class FedMedian(AllAtOnceAggregation):
         specs: Sequence[TensorSpec],
         updates: Sequence[UpdateSource],
     ) -> list[np.ndarray]:
-        out = empty_like_specs(specs)
-        flat = [o.reshape(-1) for o in out]
-        for index, start, stop, rows in stacked_blocks(specs, updates):
-            flat[index][start:stop] = np.median(rows, axis=0)
-        return out
+        return reduce_blocks(specs, updates, lambda rows: np.median(rows, axis=0))
 
 
 class FedTrimmedAvg(AllAtOnceAggregation):
@@ -64,11 +60,7 @@ class FedTrimmedAvg(AllAtOnceAggregation):
         specs: Sequence[TensorSpec],
         updates: Sequence[UpdateSource],
     ) -> list[np.ndarray]:
-        out = empty_like_specs(specs)
-        flat = [o.reshape(-1) for o in out]
-        for index, start, stop, rows in stacked_blocks(specs, updates):
-            flat[index][start:stop] = trimmed_mean(rows, self.beta)
-        return out
+        return reduce_blocks(specs, updates, lambda rows: trimmed_mean(rows, self.beta))
 
     @classmethod
     def _conformance_examples(cls) -> list[dict[str, Any]]:

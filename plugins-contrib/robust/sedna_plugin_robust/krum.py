@@ -9,7 +9,7 @@ import numpy as np
 
 from sedna_core.algorithms.aggregation import AllAtOnceAggregation, TensorSpec, UpdateSource
 from sedna_core.errors import InvalidParameterError
-from sedna_plugin_robust._blocks import empty_like_specs, stacked_blocks
+from sedna_plugin_robust._blocks import reduce_blocks, result_dtype, stacked_blocks
 
 __all__ = ["Krum", "MultiKrum", "krum_scores"]
 
@@ -116,15 +116,14 @@ def krum_scores(dist: np.ndarray, num_malicious: int) -> np.ndarray:
 
 def weighted_mean(specs: Sequence[TensorSpec], updates: Sequence[UpdateSource]) -> list[np.ndarray]:
     """The sample-weighted average of ``updates`` (a single update is copied exactly)."""
-    out = empty_like_specs(specs)
-    flat = [o.reshape(-1) for o in out]
     total = float(sum(u.num_samples for u in updates))
-    for index, start, stop, rows in stacked_blocks(specs, updates):
+
+    def mean(rows: np.ndarray) -> np.ndarray:
         if len(updates) == 1:
-            flat[index][start:stop] = rows[0]
-            continue
-        acc = np.zeros(stop - start, dtype=flat[index].dtype)
+            return rows[0]
+        acc = np.zeros(rows.shape[1], dtype=result_dtype(rows.dtype))
         for k, update in enumerate(updates):
             acc += rows[k] * update.num_samples
-        flat[index][start:stop] = acc / total
-    return out
+        return acc / total
+
+    return reduce_blocks(specs, updates, mean)

@@ -10,7 +10,7 @@
 See ``docs/federated-learning.md`` for the protocol, the settings and the guarantees.
 """
 
-from sedna_core.algorithms.aggregation import InvalidUpdateError
+from sedna_core.errors import InvalidUpdateError
 from sedna_core.jobs.federated._client import FederatedLearning
 from sedna_core.jobs.federated._protocol import PROTOCOL_VERSION, WS_PATH
 from sedna_core.jobs.federated._rounds import FederatedResult

@@ -16,6 +16,7 @@ from sedna_core.config.federated import FederatedConfig
 from sedna_core.errors import (
     AuthenticationError,
     JobError,
+    ProtocolError,
     ServiceError,
     ServiceUnavailableError,
     WireFormatError,
@@ -24,7 +25,6 @@ from sedna_core.jobs._base import JobBase
 from sedna_core.jobs.federated._protocol import (
     CLOSE_UNAUTHORIZED,
     WS_PATH,
-    ProtocolError,
     control,
     numeric_metrics,
     parse_control,

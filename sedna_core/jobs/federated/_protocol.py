@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from sedna_core.algorithms.aggregation import InvalidUpdateError, TensorSpec
+from sedna_core.algorithms.aggregation import TensorSpec
+from sedna_core.errors import InvalidUpdateError, ProtocolError
 from sedna_core.wire import SUPPORTED_DTYPES, encode_chunks
 
 __all__ = [
@@ -50,13 +51,6 @@ CLOSE_FAILED = 4500
 MAX_CONTROL_BYTES = 1 << 20
 #: the metrics one update may carry
 MAX_METRICS = 64
-
-
-class ProtocolError(InvalidUpdateError):
-    """A control frame is not valid JSON, lacks a field or has the wrong version."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("malformed", message)
 
 
 def control(kind: str, **fields: Any) -> str:
@@ -134,19 +128,27 @@ def check_specs(got: Sequence[TensorSpec], expected: Sequence[TensorSpec]) -> No
             "count", f"update has {len(got)} tensors, the global model has {len(expected)}"
         )
     for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-        if g.name is not None and e.name is not None and g.name != e.name:
-            raise InvalidUpdateError(
-                "name", f"tensor {i} is named {g.name!r}, the global model's is {e.name!r}"
-            )
-        if g.dtype != e.dtype:
-            raise InvalidUpdateError(
-                "dtype", f"tensor {i}: dtype {g.dtype}, the global model has {e.dtype}"
-            )
-        if g.shape != e.shape:
-            raise InvalidUpdateError(
-                "shape",
-                f"tensor {i}: shape {list(g.shape)}, the global model has {list(e.shape)}",
-            )
+        check_tensor(i, g, e)
+
+
+def check_tensor(i: int, got: TensorSpec, expected: TensorSpec) -> None:
+    """Tensor ``i`` of an update (announced, or as its frames say) must be the global model's.
+
+    Names are compared where both have one; then dtype and shape.
+    """
+    if got.name is not None and expected.name is not None and got.name != expected.name:
+        raise InvalidUpdateError(
+            "name", f"tensor {i} is named {got.name!r}, the global model's is {expected.name!r}"
+        )
+    if got.dtype != expected.dtype:
+        raise InvalidUpdateError(
+            "dtype", f"tensor {i}: dtype {got.dtype}, the global model has {expected.dtype}"
+        )
+    if got.shape != expected.shape:
+        raise InvalidUpdateError(
+            "shape",
+            f"tensor {i}: shape {list(got.shape)}, the global model has {list(expected.shape)}",
+        )
 
 
 def clean_metrics(value: Any) -> dict[str, float]:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aiohttp import web
 
-from sedna_core.algorithms.aggregation import InvalidUpdateError, check_num_samples
+from sedna_core.algorithms.aggregation import check_num_samples
+from sedna_core.errors import InvalidUpdateError
 from sedna_core.jobs.federated._protocol import CLOSE_FAILED, CLOSE_PROTOCOL
 from sedna_core.jobs.federated._rounds import FederatedResult, Round
 from sedna_core.jobs.federated._session import Session

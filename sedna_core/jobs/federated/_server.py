@@ -18,14 +18,13 @@ from aiohttp import WSMsgType, web
 
 from sedna_core.algorithms.aggregation import (
     BaseAggregation,
-    InvalidUpdateError,
     TensorSpec,
     check_num_samples,
     specs_of,
 )
 from sedna_core.clock import Clock, SystemClock
 from sedna_core.config.federated import AggregationServerConfig, _check_tokens
-from sedna_core.errors import ConfigError, JobError
+from sedna_core.errors import ConfigError, InvalidUpdateError, JobError, ProtocolError
 from sedna_core.jobs.federated import _sedna_compat as sedna
 from sedna_core.jobs.federated._checkpoint import CheckpointStore
 from sedna_core.jobs.federated._protocol import (
@@ -35,7 +34,6 @@ from sedna_core.jobs.federated._protocol import (
     CLOSE_UNAUTHORIZED,
     PROTOCOL_VERSION,
     WS_PATH,
-    ProtocolError,
     check_specs,
     clean_metrics,
     field,

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from sedna_core.algorithms.aggregation import InvalidUpdateError, TensorSpec, all_finite
-from sedna_core.errors import WireFormatError
+from sedna_core.algorithms.aggregation import TensorSpec, all_finite
+from sedna_core.errors import InvalidUpdateError, WireFormatError
+from sedna_core.jobs.federated._protocol import check_tensor
 from sedna_core.wire import decode_chunk
 
 __all__ = ["SpoolDir", "SpoolUpdate", "UpdateReceiver"]
@@ -177,19 +178,8 @@ class UpdateReceiver:
             raise InvalidUpdateError(
                 "malformed", f"frame for tensor {chunk.index} arrived, tensor {i} was expected"
             )
-        if isinstance(chunk.key, str) and spec.name is not None and chunk.key != spec.name:
-            raise InvalidUpdateError(
-                "name", f"tensor {i} is named {chunk.key!r}, the global model's is {spec.name!r}"
-            )
-        if chunk.dtype != spec.dtype:
-            raise InvalidUpdateError(
-                "dtype", f"tensor {i}: dtype {chunk.dtype}, the global model has {spec.dtype}"
-            )
-        if chunk.shape != spec.shape:
-            raise InvalidUpdateError(
-                "shape",
-                f"tensor {i}: shape {list(chunk.shape)}, the global model has {list(spec.shape)}",
-            )
+        name = chunk.key if isinstance(chunk.key, str) else None
+        check_tensor(i, TensorSpec(name, chunk.dtype, chunk.shape), spec)
         if chunk.offset != self._elem:
             raise InvalidUpdateError(
                 "malformed", f"tensor {i}: frame at element {chunk.offset}, expected {self._elem}"

@@ -22,9 +22,9 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 import numpy as np
@@ -77,11 +77,12 @@ class _Chunk:
         return np.arange(self.first_id + self.skip, self.first_id + self.rows, dtype=np.int64)
 
 
-def _write_npy(path: Path, array: np.ndarray) -> None:
+def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Replace ``path`` with what ``write`` writes: readers see the old file or the new one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -89,20 +90,15 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    _write_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
 
 
 def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(doc, indent=1, sort_keys=True)
+    _write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _as_samples(x: Any, what: str) -> np.ndarray:

@@ -9,9 +9,15 @@ import threading
 import weakref
 from typing import Any
 
+from sedna_core import wire
 from sedna_core.errors import RemoteError, WireFormatError
 from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
-from sedna_core.jobs.joint_inference._protocol import decode_result, encode_data, predict_path
+from sedna_core.jobs.joint_inference._protocol import (
+    JSON_CONTENT_TYPE,
+    decode_result,
+    encode_data,
+    predict_path,
+)
 from sedna_core.service import HttpClient, SyncClient
 
 __all__ = ["CloudClient", "CloudReply"]
@@ -29,6 +35,8 @@ class CloudReply:
 
 
 _SKIPPED = CloudReply(False, skipped=True)
+# request headers per content type, built once (aiohttp copies them into each request)
+_HEADERS = {ctype: {"Content-Type": ctype} for ctype in (wire.CONTENT_TYPE, JSON_CONTENT_TYPE)}
 
 
 class CloudClient:
@@ -74,7 +82,7 @@ class CloudClient:
             token=self._token,
             ca_file=self._ca_file,
             connect_timeout=self.timeout,
-            read_timeout=self.timeout,
+            read_timeout=None,  # the call's deadline (asyncio.timeout in _post) bounds reads
             retries=0,
             clock=self.breaker.clock,
         )
@@ -106,8 +114,8 @@ class CloudClient:
     async def _post(self, client: HttpClient, data: Any) -> Any:
         body, content_type = encode_data(data, self.wire_format)
         async with asyncio.timeout(self.timeout):  # one deadline for connect, send and answer
-            response = await client.post(
-                self.path, data=body, headers={"Content-Type": content_type}
+            response = await client.request(
+                "POST", self.path, data=body, headers=_HEADERS[content_type]
             )
         return decode_result(response.headers.get("Content-Type", ""), response.body)
 
@@ -210,11 +218,7 @@ class CloudClient:
 
 
 def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    return asyncio._get_running_loop() is not None  # no exception raised per call when none
 
 
 def _describe(exc: BaseException) -> str:

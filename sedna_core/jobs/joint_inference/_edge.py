@@ -34,20 +34,24 @@ HEM_KIND = "hard_example_mining"
 HARD_EXAMPLE_HOOK = "sedna_hard_example_found"
 
 
-@attrs.frozen
 class _Edge:
     """A step of an inference plan: run the edge model on ``data``."""
 
-    data: Any
-    kwargs: dict[str, Any]
+    __slots__ = ("data", "kwargs")
+
+    def __init__(self, data: Any, kwargs: dict[str, Any]) -> None:
+        self.data = data
+        self.kwargs = kwargs
 
 
-@attrs.frozen
 class _Cloud:
     """A step of an inference plan: send ``data`` (``expected`` samples, or one request)."""
 
-    data: Any
-    expected: int | None
+    __slots__ = ("data", "expected")
+
+    def __init__(self, data: Any, expected: int | None) -> None:
+        self.data = data
+        self.expected = expected
 
 
 Plan = Generator[_Edge | _Cloud, Any, list[Any]]
@@ -346,7 +350,6 @@ class JointInference(JobBase):
                 else np.zeros(n, dtype=bool)
             )
         hard = np.flatnonzero(is_hard)
-        every = np.arange(n)
         reply = CloudReply(False)
         if hard.size:
             # all hard (cloud-only routing): send the samples as they are, no gather copy
@@ -356,14 +359,14 @@ class JointInference(JobBase):
                 _scatter(cloud_rows, hard, reply.result)
         parts: list[tuple[np.ndarray, Any]] = []
         if first:
-            edge_idx = np.flatnonzero(~is_hard) if reply.ok else every
+            edge_idx = np.flatnonzero(~is_hard) if reply.ok else np.arange(n)
             edge_result = [None] * n
             if edge_idx.size:
                 sub = yield _Edge(_take(samples, edge_idx), kwargs)
                 _scatter(edge_result, edge_idx, sub)
                 parts.append((edge_idx, post(sub)))
         else:
-            parts.append((every, processed))
+            parts.append((np.arange(n), processed))
         if reply.ok:
             parts.append((hard, reply.result))
         final = _assemble(n, parts)
@@ -452,8 +455,10 @@ def _assemble(n: int, parts: Sequence[tuple[np.ndarray, Any]]) -> Any:
         dtype = np.result_type(*numeric)
         if len(parts[-1][0]) == n:  # the last part answers every sample: only its rows remain
             return numeric[-1].astype(dtype)  # a copy: the answer shares no memory
-        out = np.empty((n, *shapes.pop()), dtype=dtype)
-        for (idx, _), a in zip(parts, numeric, strict=True):
+        first = 1 if len(parts[0][0]) == n else 0
+        # start from a copy of a part that answers every sample (the edge's, usually)
+        out = numeric[0].astype(dtype) if first else np.empty((n, *shapes.pop()), dtype=dtype)
+        for (idx, _), a in zip(parts[first:], numeric[first:], strict=True):
             out[idx] = a
         return out
     rows: list[Any] = [None] * n

@@ -213,9 +213,13 @@ class BigModelService(JobBase):
         samples_total = metrics.counter(
             "sedna_ji_predict_samples_total", "Samples predicted by the big model", ["format"]
         )
+        samples_by_format = {
+            True: samples_total.series(format="binary"),
+            False: samples_total.series(format="json"),
+        }
         predict_seconds = metrics.histogram(
             "sedna_ji_predict_seconds", "Time the big model spent per request"
-        )
+        ).series()
         placement = _Placement(self.service_config.inline_predict_below)
 
         async def info(request: web.Request) -> web.Response:
@@ -258,7 +262,7 @@ class BigModelService(JobBase):
                 ) from None
             placement.record(seconds, n)
             predict_seconds.observe(seconds)
-            samples_total.inc(float(n), format="binary" if binary else "json")
+            samples_by_format[binary].inc(float(n))
             try:
                 body, content_type = encode_result(result, binary)
             except (TypeError, ValueError) as exc:
@@ -291,12 +295,14 @@ class BigModelService(JobBase):
             raise json_error(
                 400, "invalid_input", f"expected {self._expected()}; got dtype {arr.dtype}"
             )
-        if self.input_shape is not None:
-            fits = arr.ndim == len(self.input_shape) + 1 and all(
-                want is None or want == got
-                for want, got in zip(self.input_shape, arr.shape[1:], strict=True)
+        want = self.input_shape
+        if want is not None:
+            got = arr.shape[1:]
+            fits = got == want or (  # a plain comparison first: the common case
+                len(got) == len(want)
+                and all(w is None or w == g for w, g in zip(want, got, strict=True))
             )
-            if not fits or arr.shape[0] == 0:
+            if not fits or arr.ndim == 0 or arr.shape[0] == 0:
                 raise json_error(
                     400, "invalid_input", f"expected {self._expected()}; got shape {arr.shape}"
                 )

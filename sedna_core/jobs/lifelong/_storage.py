@@ -22,6 +22,7 @@ from sedna_core.errors import ArtifactError, KnowledgeBaseError
 from sedna_core.knowledge_base import (
     EdgeKnowledgeCache,
     KnowledgeBaseClient,
+    artifact_ref,
     download_url,
     validate_index,
 )
@@ -71,15 +72,7 @@ class LocalStorage(Storage):
 
     def put(self, name: str, path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
         info = self.store.put(name, path, format=fmt)
-        return {
-            "name": info.name,
-            "version": info.version,
-            "sha256": info.sha256,
-            "format": info.format,
-            "size": info.size,
-            "filename": info.filename,
-            "url": str(info.path),
-        }
+        return artifact_ref(info, url=str(info.path))
 
     def publish(self, index: Mapping[str, Any]) -> int:
         doc = json.loads(json.dumps(validate_index(index)))

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sedna_core.algorithms.aggregation import StreamingAggregation
-from sedna_core.errors import InvalidParameterError
 from sedna_plugin_fedavg._blocks import blocks
+from sedna_plugin_fedavg._params import require
 
 __all__ = ["FedAvg", "FedAvgM", "FedProx"]
 
@@ -41,10 +41,7 @@ class FedProx(FedAvg):
 
     def __init__(self, proximal_mu: float = 0.01) -> None:
         super().__init__()
-        if not proximal_mu >= 0:
-            raise InvalidParameterError(
-                f"FedProx: proximal_mu must be >= 0, got {proximal_mu}", kind=self.kind
-            )
+        require(self, proximal_mu >= 0, "proximal_mu", ">= 0", proximal_mu)
         self.proximal_mu = float(proximal_mu)
 
     def client_config(self) -> dict[str, Any]:
@@ -73,16 +70,8 @@ class FedAvgM(StreamingAggregation):
 
     def __init__(self, server_learning_rate: float = 1.0, server_momentum: float = 0.9) -> None:
         super().__init__()
-        if not server_learning_rate > 0:
-            raise InvalidParameterError(
-                f"FedAvgM: server_learning_rate must be > 0, got {server_learning_rate}",
-                kind=self.kind,
-            )
-        if not 0 <= server_momentum < 1:
-            raise InvalidParameterError(
-                f"FedAvgM: server_momentum must be in [0, 1), got {server_momentum}",
-                kind=self.kind,
-            )
+        require(self, server_learning_rate > 0, "server_learning_rate", "> 0", server_learning_rate)
+        require(self, 0 <= server_momentum < 1, "server_momentum", "in [0, 1)", server_momentum)
         self.server_learning_rate = float(server_learning_rate)
         self.server_momentum = float(server_momentum)
         self._momentum: list[np.ndarray] | None = None

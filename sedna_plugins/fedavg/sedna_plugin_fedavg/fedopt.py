@@ -14,32 +14,29 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sedna_core.algorithms.aggregation import StreamingAggregation
-from sedna_core.errors import InvalidParameterError
 from sedna_plugin_fedavg._blocks import blocks
+from sedna_plugin_fedavg._params import require
 from sedna_plugin_fedavg.fedavg import _indexed
 
 __all__ = ["FedAdagrad", "FedAdam", "FedYogi"]
 
 
 class _FedOpt(StreamingAggregation):
-    """Shared machinery: parameters, moment buffers, checkpointed step count."""
+    """Shared machinery: parameters, moment buffers, checkpointed step count.
+
+    FedAdagrad is the case ``beta_1 = 0`` (no first-moment decay) with its own second moment.
+    """
 
     def __init__(self, eta: float, beta_1: float, beta_2: float, tau: float) -> None:
         super().__init__()
-        name = type(self).__name__
-        if not eta > 0:
-            raise InvalidParameterError(f"{name}: eta must be > 0, got {eta}", kind=self.kind)
-        if not tau > 0:
-            raise InvalidParameterError(f"{name}: tau must be > 0, got {tau}", kind=self.kind)
-        for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= beta < 1:
-                raise InvalidParameterError(
-                    f"{name}: {label} must be in [0, 1), got {beta}", kind=self.kind
-                )
+        require(self, eta > 0, "eta", "> 0", eta)
+        require(self, tau > 0, "tau", "> 0", tau)
+        require(self, 0 <= beta_1 < 1, "beta_1", "in [0, 1)", beta_1)
+        require(self, 0 <= beta_2 < 1, "beta_2", "in [0, 1)", beta_2)
         self.eta = float(eta)
         self.tau = float(tau)
-        self._beta_1 = float(beta_1)
-        self._beta_2 = float(beta_2)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
         self._m: list[np.ndarray] | None = None
         self._v: list[np.ndarray] | None = None
         self._step = 0
@@ -58,7 +55,7 @@ class _FedOpt(StreamingAggregation):
             self._v = [np.zeros_like(a) for a in average]
         self._step += 1
         eta = self._step_size(self._step)
-        b1 = self._beta_1
+        b1 = self.beta_1
         for g, a, m, v in zip(global_weights, average, self._m, self._v, strict=True):
             for gb, ab, mb, vb in blocks(g, a, m, v):
                 delta = ab - gb
@@ -112,8 +109,6 @@ class FedAdam(_FedOpt):
         self, eta: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.99, tau: float = 1e-9
     ) -> None:
         super().__init__(eta, beta_1, beta_2, tau)
-        self.beta_1 = self._beta_1
-        self.beta_2 = self._beta_2
 
     def _step_size(self, step: int) -> float:
         # Flower's bias correction, with its exponent (server round + 1)
@@ -151,8 +146,6 @@ class FedYogi(_FedOpt):
         self, eta: float = 0.01, beta_1: float = 0.9, beta_2: float = 0.99, tau: float = 1e-3
     ) -> None:
         super().__init__(eta, beta_1, beta_2, tau)
-        self.beta_1 = self._beta_1
-        self.beta_2 = self._beta_2
 
     def _second_moment(self, v: np.ndarray, delta: np.ndarray) -> None:
         sq = np.square(delta)

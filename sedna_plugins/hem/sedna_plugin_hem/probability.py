@@ -45,8 +45,16 @@ def _as_matrix(results: Any) -> np.ndarray | None:
     return np.ascontiguousarray(arr)
 
 
+# Below this many entries one running-sum call beats a loop of column additions (both add
+# left to right, so their sums are identical to the last bit).
+_ACCUMULATE_BELOW = 4096
+
+
 def _row_sum(values: np.ndarray) -> np.ndarray:
-    """Row sums added column by column: the same order whatever the number of rows."""
+    """Row sums added left to right, column by column: the same order (and so the same bits)
+    whatever the number of rows, and Sedna's order (Python's ``sum`` over a vector)."""
+    if values.size < _ACCUMULATE_BELOW:
+        return np.add.accumulate(values, axis=1)[:, -1]
     total = values[:, 0].copy()
     for j in range(1, values.shape[1]):
         total += values[:, j]
@@ -82,6 +90,8 @@ class _ProbabilityMiner(BaseHardExampleMiner):
         n, k = p.shape
         if k == 0:
             return np.full(n, self.invalid_is_hard, dtype=bool)
+        if n and p.min() >= 0.0 and p.max() <= 1.0:  # all valid (NaN fails both): the usual case
+            return np.asarray(self._hard_rows(p), dtype=bool)
         valid = ((p >= 0.0) & (p <= 1.0)).all(axis=1)
         if valid.all():
             return np.asarray(self._hard_rows(p), dtype=bool)

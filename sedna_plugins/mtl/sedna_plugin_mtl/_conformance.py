@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from sedna_core.algorithms.mtl import DetectionData, Task, TaskResult
 
-__all__ = ["calls"]
+__all__ = ["ConformanceCalls", "calls"]
 
 Calls = list[tuple[str, tuple[Any, ...]]]
+
+
+class ConformanceCalls:
+    """Mixed into every algorithm of the plugin: the kit runs :func:`calls` for its ``name``."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def _conformance_inputs(cls) -> Calls:
+        return calls(cls.name)
 
 
 def _data() -> dict[str, Any]:

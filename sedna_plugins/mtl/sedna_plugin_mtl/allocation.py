@@ -20,7 +20,7 @@ from sedna_core.algorithms.mtl import (
     n_rows,
 )
 from sedna_core.errors import DataSourceError, InvalidParameterError
-from sedna_plugin_mtl._conformance import calls
+from sedna_plugin_mtl._conformance import ConformanceCalls
 from sedna_plugin_mtl._util import as_columns, key_of, require_columns, row_keys
 
 __all__ = [
@@ -41,7 +41,7 @@ def _not_fitted(obj: object) -> InvalidParameterError:
     )
 
 
-class TaskAllocationDefault(BaseTaskAllocation):
+class TaskAllocationDefault(ConformanceCalls, BaseTaskAllocation):
     """Every sample to one task (Sedna's default); :data:`UNSEEN` if that task does not exist.
 
     Parameters
@@ -52,10 +52,6 @@ class TaskAllocationDefault(BaseTaskAllocation):
 
     name: ClassVar[str] = "TaskAllocationDefault"
     input: ClassVar[str] = "table"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, task: int = 0) -> None:
         self.task = task
@@ -77,7 +73,7 @@ class TaskAllocationDefault(BaseTaskAllocation):
         self.known_ = None if known is None else [int(k) for k in known]
 
 
-class TaskAllocationByDataAttr(BaseTaskAllocation):
+class TaskAllocationByDataAttr(ConformanceCalls, BaseTaskAllocation):
     """Task by attribute values: a combination that no task has is :data:`UNSEEN`.
 
     Sedna sent unknown combinations silently to task 0; here they are reported, so the unseen
@@ -92,10 +88,6 @@ class TaskAllocationByDataAttr(BaseTaskAllocation):
 
     name: ClassVar[str] = "TaskAllocationByDataAttr"
     input: ClassVar[str] = "table"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, attribute: Sequence[str | int] | None = None) -> None:
         self.attribute = attribute
@@ -138,7 +130,7 @@ class TaskAllocationByDataAttr(BaseTaskAllocation):
         self.table_ = {key_of(item["key"]): int(item["task_id"]) for item in state["table"]}
 
 
-class TaskAllocationByOrigin(BaseTaskAllocation):
+class TaskAllocationByOrigin(ConformanceCalls, BaseTaskAllocation):
     """Task by origin (Sedna's real/simulated split).
 
     A sample whose ``column`` value contains ``city`` comes from ``attribute[0]`` (e.g. ``real``),
@@ -158,10 +150,6 @@ class TaskAllocationByOrigin(BaseTaskAllocation):
 
     name: ClassVar[str] = "TaskAllocationByOrigin"
     input: ClassVar[str] = "table"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(
         self,
@@ -209,7 +197,7 @@ class TaskAllocationByOrigin(BaseTaskAllocation):
         self.table_ = {str(k): int(v) for k, v in state["table"].items()}
 
 
-class TaskAllocationByCluster(BaseTaskAllocation):
+class TaskAllocationByCluster(ConformanceCalls, BaseTaskAllocation):
     """Nearest task in feature space: each task is a Gaussian (mean and shrunk covariance).
 
     ``metric="mahalanobis"`` measures the distance to each task's mean with that task's
@@ -226,10 +214,6 @@ class TaskAllocationByCluster(BaseTaskAllocation):
     """
 
     name: ClassVar[str] = "TaskAllocationByCluster"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, metric: str = "mahalanobis", shrinkage: float = 0.1) -> None:
         self.metric = metric
@@ -316,7 +300,7 @@ def mahalanobis(feats: np.ndarray, means: np.ndarray, precisions: np.ndarray) ->
     return out
 
 
-class TaskAllocationBySVC(BaseTaskAllocation):
+class TaskAllocationBySVC(ConformanceCalls, BaseTaskAllocation):
     """A support-vector classifier over tasks (RBF kernel), as Sedna's ``TaskAllocationBySVC``.
 
     Trained with scikit-learn; the fitted support vectors, coefficients and intercepts are kept
@@ -331,10 +315,6 @@ class TaskAllocationBySVC(BaseTaskAllocation):
     """
 
     name: ClassVar[str] = "TaskAllocationBySVC"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, gamma: float | str = "scale", c: float = 1.0) -> None:
         self.gamma = gamma

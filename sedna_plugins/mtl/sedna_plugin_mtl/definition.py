@@ -18,7 +18,7 @@ from sedna_core.algorithms.mtl import (
     task_key,
 )
 from sedna_core.errors import DataSourceError, InvalidParameterError
-from sedna_plugin_mtl._conformance import calls
+from sedna_plugin_mtl._conformance import ConformanceCalls
 from sedna_plugin_mtl._util import as_columns, require_columns, row_keys, split_key
 from sedna_plugin_mtl.allocation import (
     TaskAllocationByCluster,
@@ -52,7 +52,7 @@ def _scalar(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool) else str(value)
 
 
-class TaskDefinitionByDataAttr(BaseTaskDefinition):
+class TaskDefinitionByDataAttr(ConformanceCalls, BaseTaskDefinition):
     """One task per combination of attribute values (Sedna's ``TaskDefinitionByDataAttr``).
 
     Task names follow Sedna (``"summer_berlin"``); the attribute columns are not model features.
@@ -66,10 +66,6 @@ class TaskDefinitionByDataAttr(BaseTaskDefinition):
     """
 
     name: ClassVar[str] = "TaskDefinitionByDataAttr"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     @classmethod
     def _conformance_examples(cls) -> list[dict[str, Any]]:
@@ -107,7 +103,7 @@ class TaskDefinitionByDataAttr(BaseTaskDefinition):
         )
 
 
-class TaskDefinitionByOrigin(BaseTaskDefinition):
+class TaskDefinitionByOrigin(ConformanceCalls, BaseTaskDefinition):
     """Tasks by the origin of samples (Sedna's real/simulated split).
 
     A sample whose ``column`` value (its path; the label when ``column`` is ``None``, as in Sedna)
@@ -124,10 +120,6 @@ class TaskDefinitionByOrigin(BaseTaskDefinition):
     """
 
     name: ClassVar[str] = "TaskDefinitionByOrigin"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(
         self,
@@ -162,7 +154,7 @@ class TaskDefinitionByOrigin(BaseTaskDefinition):
         )
 
 
-class TaskDefinitionByCluster(BaseTaskDefinition):
+class TaskDefinitionByCluster(ConformanceCalls, BaseTaskDefinition):
     """Tasks by k-means clusters of the numeric features; allocated to the nearest cluster.
 
     Parameters
@@ -174,10 +166,6 @@ class TaskDefinitionByCluster(BaseTaskDefinition):
     """
 
     name: ClassVar[str] = "TaskDefinitionByCluster"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, n_clusters: int = 2, random_state: int = 0) -> None:
         self.n_clusters = n_clusters
@@ -198,7 +186,7 @@ class TaskDefinitionByCluster(BaseTaskDefinition):
         return TaskDefinitionResult(tasks=tasks, task_ids=labels, allocator=allocator)
 
 
-class TaskDefinitionBySVC(BaseTaskDefinition):
+class TaskDefinitionBySVC(ConformanceCalls, BaseTaskDefinition):
     """Sedna's ``TaskDefinitionBySVC``: agglomerative clusters, allocated by an RBF SVC.
 
     Parameters
@@ -210,10 +198,6 @@ class TaskDefinitionBySVC(BaseTaskDefinition):
     """
 
     name: ClassVar[str] = "TaskDefinitionBySVC"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, n_class: int = 2, gamma: float = 0.01) -> None:
         self.n_class = n_class

@@ -27,7 +27,7 @@ from sedna_core.algorithms.mtl import (
 )
 from sedna_core.errors import InvalidParameterError
 from sedna_core.log import get_logger
-from sedna_plugin_mtl._conformance import calls
+from sedna_plugin_mtl._conformance import ConformanceCalls
 from sedna_plugin_mtl._util import as_columns, key_of, row_keys
 from sedna_plugin_mtl.allocation import gaussian, mahalanobis
 
@@ -36,7 +36,7 @@ __all__ = ["MahalanobisFilter", "ModelProbeFilter", "SampleRegonitionDefault", "
 log = get_logger(__name__)
 
 
-class TaskAttrFilter(BaseUnseenTaskDetector):
+class TaskAttrFilter(ConformanceCalls, BaseUnseenTaskDetector):
     """Unseen when the sample's attribute combination belongs to no known task.
 
     Scores are 1.0 (unseen) or 0.0 (known); the threshold is fixed at 0.5. Samples without the
@@ -50,10 +50,6 @@ class TaskAttrFilter(BaseUnseenTaskDetector):
 
     name: ClassVar[str] = "TaskAttrFilter"
     requires: ClassVar[frozenset[str]] = frozenset({"attributes"})
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, attribute: Sequence[str | int] | None = None) -> None:
         self.attribute = attribute
@@ -104,7 +100,7 @@ class TaskAttrFilter(BaseUnseenTaskDetector):
         self.known_ = {key_of(k) for k in state["known"]}
 
 
-class MahalanobisFilter(BaseUnseenTaskDetector):
+class MahalanobisFilter(ConformanceCalls, BaseUnseenTaskDetector):
     """Distance in feature space to the nearest known task's training data.
 
     Each task is modelled by Gaussians (one per class when labels are known and
@@ -123,10 +119,6 @@ class MahalanobisFilter(BaseUnseenTaskDetector):
 
     name: ClassVar[str] = "MahalanobisFilter"
     requires: ClassVar[frozenset[str]] = frozenset({"features"})
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(
         self, shrinkage: float = 0.1, per_class: bool = True, target_fpr: float = 0.05
@@ -195,12 +187,8 @@ class SampleRegonitionDefault(MahalanobisFilter):
 
     name: ClassVar[str] = "SampleRegonitionDefault"
 
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
-
-class ModelProbeFilter(BaseUnseenTaskDetector):
+class ModelProbeFilter(ConformanceCalls, BaseUnseenTaskDetector):
     """Low confidence of the allocated task's model means unseen.
 
     Sedna's ``ModelProbeFilter`` with its comparison fixed (it flagged *confident* samples).
@@ -217,10 +205,6 @@ class ModelProbeFilter(BaseUnseenTaskDetector):
 
     name: ClassVar[str] = "ModelProbeFilter"
     requires: ClassVar[frozenset[str]] = frozenset({"models"})
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, measure: str = "max_proba", target_fpr: float = 0.05) -> None:
         self.measure = measure

@@ -4,7 +4,7 @@ models."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -17,19 +17,15 @@ from sedna_core.algorithms.mtl import (
     TaskResult,
 )
 from sedna_core.errors import JobError
-from sedna_plugin_mtl._conformance import calls
+from sedna_plugin_mtl._conformance import ConformanceCalls
 
 __all__ = ["DefaultInferenceIntegrate", "DefaultTaskRelationDiscover", "DefaultTaskRemodeling"]
 
 
-class DefaultTaskRelationDiscover(BaseTaskRelationDiscover):
+class DefaultTaskRelationDiscover(ConformanceCalls, BaseTaskRelationDiscover):
     """One group per task (Sedna's default): every task gets its own model."""
 
     name: ClassVar[str] = "DefaultTaskRelationDiscover"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self) -> None:
         pass
@@ -38,14 +34,10 @@ class DefaultTaskRelationDiscover(BaseTaskRelationDiscover):
         return [TaskGroup(entry=t.entry, tasks=[t]) for t in tasks]
 
 
-class DefaultTaskRemodeling(BaseTaskRemodeling):
+class DefaultTaskRemodeling(ConformanceCalls, BaseTaskRemodeling):
     """Rows grouped by allocated task with one stable sort (no per-row Python loop)."""
 
     name: ClassVar[str] = "DefaultTaskRemodeling"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self) -> None:
         pass
@@ -63,7 +55,7 @@ class DefaultTaskRemodeling(BaseTaskRemodeling):
         ]
 
 
-class DefaultInferenceIntegrate(BaseInferenceIntegrate):
+class DefaultInferenceIntegrate(ConformanceCalls, BaseInferenceIntegrate):
     """Per-task results back in input order.
 
     Every sample must receive exactly one result: a missing or duplicated row is an error
@@ -72,10 +64,6 @@ class DefaultInferenceIntegrate(BaseInferenceIntegrate):
     """
 
     name: ClassVar[str] = "DefaultInferenceIntegrate"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self) -> None:
         pass

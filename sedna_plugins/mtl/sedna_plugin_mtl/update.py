@@ -10,7 +10,7 @@ import numpy as np
 
 from sedna_core.algorithms.mtl import UNSEEN, BaseTaskUpdateDecision, Task, UpdatePlan, n_rows
 from sedna_core.errors import DataSourceError, InvalidParameterError
-from sedna_plugin_mtl._conformance import calls
+from sedna_plugin_mtl._conformance import ConformanceCalls
 from sedna_plugin_mtl._util import as_columns
 
 __all__ = ["UpdateStrategyByFinetune", "UpdateStrategyDefault"]
@@ -25,7 +25,7 @@ def _check_strategy(strategy: str, kind: str) -> None:
         )
 
 
-class UpdateStrategyDefault(BaseTaskUpdateDecision):
+class UpdateStrategyDefault(ConformanceCalls, BaseTaskUpdateDecision):
     """Samples of known tasks update those tasks; unseen samples form new tasks.
 
     Sedna named this default but never defined it. A row goes to its allocated task unless it
@@ -40,10 +40,6 @@ class UpdateStrategyDefault(BaseTaskUpdateDecision):
     """
 
     name: ClassVar[str] = "UpdateStrategyDefault"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, strategy: str = "retrain") -> None:
         self.strategy = strategy
@@ -71,7 +67,7 @@ class UpdateStrategyDefault(BaseTaskUpdateDecision):
         )
 
 
-class UpdateStrategyByFinetune(BaseTaskUpdateDecision):
+class UpdateStrategyByFinetune(ConformanceCalls, BaseTaskUpdateDecision):
     """Sedna's ``UpdateStrategyByFinetune``, working: fine-tune the task of each sample's origin.
 
     A sample whose label (a path, as in Sedna) contains ``city`` updates the task whose origin is
@@ -87,10 +83,6 @@ class UpdateStrategyByFinetune(BaseTaskUpdateDecision):
     """
 
     name: ClassVar[str] = "UpdateStrategyByFinetune"
-
-    @classmethod
-    def _conformance_inputs(cls) -> list[tuple[str, tuple[Any, ...]]]:
-        return calls(cls.name)
 
     def __init__(self, attribute: Sequence[str] = ("real", "sim"), city: str = "berlin") -> None:
         self.attribute = attribute

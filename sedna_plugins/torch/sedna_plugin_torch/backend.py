@@ -10,11 +10,13 @@ import numpy as np
 
 from sedna_core.backends import (
     BaseBackend,
-    compute_metrics,
+    check_training_options,
     device_from_env,
+    evaluate_by_task,
     infer_task,
+    logits_to_proba,
     mro_names,
-    proba_to_labels,
+    training_xy,
 )
 from sedna_core.datasources import as_x, as_xy
 from sedna_core.errors import BackendError
@@ -91,10 +93,7 @@ class TorchBackend(BaseBackend):
         from_logits: bool = True,
     ) -> None:
         super().__init__(estimator)
-        if task not in ("auto", "classification", "regression"):
-            raise BackendError(f"task must be auto, classification or regression, not {task!r}")
-        if epochs < 1 or batch_size < 1:
-            raise BackendError(f"epochs and batch_size must be >= 1 (got {epochs}, {batch_size})")
+        check_training_options(task=task, epochs=epochs, batch_size=batch_size)
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -230,11 +229,7 @@ class TorchBackend(BaseBackend):
         """
         import torch
 
-        x, y = as_xy(train_data)
-        if y is None:
-            raise BackendError("torch training needs labels: the data has no y")
-        if proximal_mu < 0:
-            raise BackendError(f"proximal_mu must be >= 0, not {proximal_mu}")
+        x, y = training_xy(train_data, framework="torch", proximal_mu=proximal_mu)
         self._trained_task = self.task if self.task != "auto" else infer_task(y)
         model = self.model
         device = self._resolved_device()
@@ -304,25 +299,14 @@ class TorchBackend(BaseBackend):
 
     def predict_proba(self, data: Any, *, batch_size: int | None = None) -> np.ndarray:
         out = self.predict(data, batch_size=batch_size)
-        if not self.from_logits:
-            return out
-        if out.ndim == 2 and out.shape[1] > 1:
-            z = out - out.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            return e / e.sum(axis=1, keepdims=True)
-        return 1.0 / (1.0 + np.exp(-out))
+        return logits_to_proba(out) if self.from_logits else out
 
     def evaluate(
         self, data: Any, metrics: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> dict[str, float]:
         x, y = as_xy(data)
         task = self.task if self.task != "auto" else (self._trained_task or infer_task(y))
-        if task == "classification":
-            proba = self.predict_proba(x)
-            return compute_metrics(
-                y, proba_to_labels(proba), proba=proba, metrics=metrics, task="classification"
-            )
-        return compute_metrics(y, self.predict(x), metrics=metrics, task="regression")
+        return evaluate_by_task(self, x, y, task=task, metrics=metrics)
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """The state dict as safetensors (weights only: no code, safe to load)."""

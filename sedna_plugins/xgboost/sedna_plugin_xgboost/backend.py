@@ -10,7 +10,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sedna_core.backends import BaseBackend, compute_metrics, device_from_env, mro_names
+from sedna_core.backends import (
+    BaseBackend,
+    compute_metrics,
+    device_from_env,
+    mro_names,
+    training_xy,
+)
 from sedna_core.datasources import as_x, as_xy
 from sedna_core.errors import BackendError
 from sedna_core.log import get_logger
@@ -126,9 +132,7 @@ class XGBoostBackend(BaseBackend):
         """``fit``; with ``valid_data`` it is the eval set and its curves are returned as
         ``val_<metric>``."""
         self._reject_proximal(proximal_mu)
-        x, y = as_xy(train_data)
-        if y is None:
-            raise BackendError("xgboost training needs labels: the data has no y")
+        x, y = training_xy(train_data, framework="xgboost")
         kwargs: dict[str, Any] = {"verbose": False}
         if sample_weight is not None:
             kwargs["sample_weight"] = sample_weight

@@ -12,6 +12,13 @@ from typing import Any
 
 import numpy as np
 
+#: ``sedna serve aggregation`` on an ephemeral port, run as a subprocess
+SERVE = [sys.executable, "-m", "sedna_core.cli.main", "serve", "aggregation", "--port", "0"]
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=60)
+
 
 async def test_serve_aggregation_subprocess(
     client_factory: Any, fedavg_expected: Any, bounded: Any, tmp_path: Path
@@ -21,17 +28,11 @@ async def test_serve_aggregation_subprocess(
     env = {**os.environ, "PARTICIPANTS_COUNT": "2", "SEDNA_LOG_FORMAT": "json"}
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "sedna_core.cli.main",
-            "serve",
-            "aggregation",
+            *SERVE,
             "--aggregation",
             "FedAvg",
             "--exit-round",
             "2",
-            "--port",
-            "0",
             "--json",
             "--initial-weights",
             str(init),
@@ -68,48 +69,12 @@ async def test_serve_aggregation_subprocess(
 
 
 def test_serve_aggregation_fails_clearly_without_quorum(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sedna_core.cli.main",
-            "serve",
-            "aggregation",
-            "--port",
-            "0",
-            "--deadline",
-            "0.2",
-            "--max-retries",
-            "1",
-            "--participants",
-            "2",
-            "--linger",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _serve("--deadline", "0.2", "--max-retries", "1", "--participants", "2", "--linger", "0")
     assert proc.returncode == 1
     assert "job failed: round 1 missed its quorum 2 time(s)" in proc.stderr
 
 
 def test_serve_aggregation_rejects_bad_settings() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sedna_core.cli.main",
-            "serve",
-            "aggregation",
-            "--port",
-            "0",
-            "--aggregation",
-            "NoSuchThing",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _serve("--aggregation", "NoSuchThing")
     assert proc.returncode == 2
     assert "NoSuchThing" in proc.stderr

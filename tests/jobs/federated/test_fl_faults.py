@@ -68,12 +68,12 @@ async def test_two_frozen_clients_of_ten_round_closes_at_deadline(
 
 
 _KILLABLE = r"""
-import sys, time, numpy as np
+import sys, threading, numpy as np
 from sedna_core.jobs.federated import FederatedLearning
 class Est:
     w = [np.zeros((4, 3), np.float32), np.zeros(3, np.float32)]
     def train(self, *a, **k):
-        print("training", flush=True); time.sleep(3600)
+        print("training", flush=True); threading.Event().wait()  # frozen until killed
     def predict(self, x): return x
     def get_weights(self): return self.w
     def set_weights(self, w): self.w = w

@@ -73,22 +73,3 @@ def test_il_probe_rejects_a_model_that_cannot_predict(tmp_path, tag_backend, fak
     job.train(_data(7), eval_data=_data(10))
     assert not job.last_decision.deployed and "wrong input shape" in job.last_decision.reason
     assert job.serving.version == "1"
-
-
-def test_il_candidate_that_fails_scoring_is_rejected(tmp_path, il_pm, fake_reporter, sea_data):
-    from sklearn.linear_model import LogisticRegression
-
-    pm, _ = il_pm
-    job = IncrementalLearning(
-        LogisticRegression(),
-        config=IncrementalConfig.from_env({}),
-        workspace=tmp_path / "ws",
-        plugin_manager=pm,
-    )
-    job.reporter = fake_reporter
-    x, y = sea_data(100)
-    job.train((x, y))
-    job.train((x[:, :2], y), deploy=False)  # a model for two features
-    d = job.propose(job.last_trained, (x, y))
-    assert not d.deployed and "cannot score" in d.reason
-    assert job.serving.version == "1"

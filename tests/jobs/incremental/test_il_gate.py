@@ -211,3 +211,13 @@ def test_il_fitted_estimator_serves_until_a_version_does(tmp_path, il_pm, fake_r
     d = job.last_decision
     assert d.deployed and d.serving == "initial" and d.serving_scores["accuracy"] < 0.1
     assert job.inference_batch(xv).version == "1"
+
+
+def test_il_candidate_that_fails_scoring_is_rejected(tmp_path, il_pm, fake_reporter, sea_data):
+    job = _job(tmp_path, il_pm, fake_reporter)
+    x, y = sea_data(100)
+    job.train((x, y))
+    job.train((x[:, :2], y), deploy=False)  # a model for two features
+    d = job.propose(job.last_trained, (x, y))
+    assert not d.deployed and "cannot score" in d.reason
+    assert job.serving.version == "1"
