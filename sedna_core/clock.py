@@ -3,6 +3,11 @@
 Everything in sedna-core whose behaviour depends on time (deadlines, timeouts, retry back-off,
 circuit-breaker cool-downs, polling) takes a :class:`Clock`. Production code uses
 :class:`SystemClock`; tests pass a :class:`ManualClock` and advance it instead of sleeping.
+
+Code that waits for a deadline it computed earlier sleeps with :meth:`Clock.sleep_until` /
+:meth:`Clock.asleep_until`, never ``asleep(deadline - clock.monotonic())``: a relative sleep
+re-bases itself on the clock when it starts, so time that passes in between (an ``advance()``
+from another task or thread) would push the deadline back.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ class Clock(Protocol):
     async def asleep(self, seconds: float) -> None:
         """Suspend the calling coroutine for ``seconds``."""
 
+    def sleep_until(self, deadline: float) -> None:
+        """Block the calling thread until ``monotonic()`` reaches ``deadline``."""
+
+    async def asleep_until(self, deadline: float) -> None:
+        """Suspend the calling coroutine until ``monotonic()`` reaches ``deadline``."""
+
 
 class SystemClock:
     """The real clock."""
@@ -48,6 +59,16 @@ class SystemClock:
 
     async def asleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def sleep_until(self, deadline: float) -> None:
+        # loop: the guarantee is monotonic() >= deadline on return, whatever the timer's rounding
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(remaining)
+
+    async def asleep_until(self, deadline: float) -> None:
+        # asyncio may fire a timer up to its clock resolution early: check, and sleep the rest
+        while (remaining := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(remaining)
 
 
 class ManualClock:
@@ -82,19 +103,31 @@ class ManualClock:
 
     def sleep(self, seconds: float) -> None:
         with self._cond:
-            deadline = self._now + max(0.0, seconds)
-            self._thread_sleepers += 1
-            try:
-                while self._now < deadline:
-                    self._cond.wait()
-            finally:
-                self._thread_sleepers -= 1
+            self._sleep_locked(self._now + max(0.0, seconds))
 
     async def asleep(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
         with self._cond:
             deadline = self._now + max(0.0, seconds)
+        await self.asleep_until(deadline)
+
+    def sleep_until(self, deadline: float) -> None:
+        with self._cond:
+            self._sleep_locked(deadline)
+
+    def _sleep_locked(self, deadline: float) -> None:
+        self._thread_sleepers += 1
+        try:
+            while self._now < deadline:
+                self._cond.wait()
+        finally:
+            self._thread_sleepers -= 1
+
+    async def asleep_until(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        # Registered (or found due) under the lock advance() takes: no advance can slip
+        # between reading the time and registering, so none is lost.
+        with self._cond:
             if deadline <= self._now:
                 fut.set_result(None)
             else:

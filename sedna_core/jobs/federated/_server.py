@@ -1194,10 +1194,11 @@ class AggregationServer:
             self._changed.clear()
             if predicate():
                 return True
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
+            if self.clock.monotonic() >= deadline:
                 return False
-            sleeper = asyncio.ensure_future(self.clock.asleep(remaining))
+            # An absolute deadline: time that passes before the sleeper registers (a test's
+            # advance() between these lines) still counts; a relative sleep would lose it.
+            sleeper = asyncio.ensure_future(self.clock.asleep_until(deadline))
             waiter = asyncio.ensure_future(self._changed.wait())
             await asyncio.sleep(0)  # the sleeper is now registered with the clock
             self.idle = True

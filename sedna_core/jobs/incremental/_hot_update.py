@@ -155,8 +155,8 @@ class ModelWatcher(abc.ABC):
                 if isinstance(self.clock, SystemClock):
                     if self._stop.wait(delay):
                         break
-                else:
-                    self.clock.sleep(delay)
+                else:  # absolute: an advance() since `delay` was read is not lost
+                    self.clock.sleep_until(due)
                     if self._stop.is_set():
                         break
             self.poll()
