@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import re
 import weakref
 from collections.abc import Awaitable, Callable
@@ -51,6 +51,7 @@ _REQUEST_ID: Any = (
 _PUBLIC_ATTR = "__sedna_public__"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _LABEL_CACHE_SIZE = 1024
+_random_bits = random.getrandbits
 
 H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
 
@@ -66,8 +67,12 @@ def request_id(request: web.BaseRequest) -> str:
     rid = request.get(_REQUEST_ID)
     if rid is None:
         incoming = request.headers.get(REQUEST_ID_HEADER)
-        # else 128 random bits as 32 hex digits, like uuid4().hex without building a UUID
-        rid = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        if incoming and _SAFE_REQUEST_ID.match(incoming):
+            rid = incoming
+        else:
+            # 32 hex digits like uuid4().hex, from the process's PRNG (seeded by the OS, reseeded
+            # in forked children): an id to correlate logs, not a secret, so no syscall per request
+            rid = f"{_random_bits(128):032x}"
         request[_REQUEST_ID] = rid
     return rid
 

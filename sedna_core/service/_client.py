@@ -273,13 +273,19 @@ class HttpClient:
         max_msg_size: int = DEFAULT_MAX_MSG_SIZE,
         headers: Mapping[str, str] | None = None,
         retries: int | None = None,
+        close_timeout: float | None = None,
     ) -> aiohttp.ClientWebSocketResponse:
         """Open a websocket (``ws``/``wss`` derived from the base URL); the token goes in the
         upgrade request's ``Authorization`` header. Handshake failures are retried like requests.
+        ``close_timeout`` bounds how long ``close()`` waits for the server's closing handshake
+        (aiohttp's default: 10 s).
         """
         url = self.url(path)
         if url.startswith("http"):
             url = "ws" + url.removeprefix("http")
+        extra: dict[str, Any] = {}
+        if close_timeout is not None:
+            extra["timeout"] = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=close_timeout)
 
         async def once() -> aiohttp.ClientWebSocketResponse:
             try:
@@ -288,6 +294,7 @@ class HttpClient:
                     heartbeat=heartbeat,
                     max_msg_size=max_msg_size,
                     headers=headers,
+                    **extra,
                 )
             except aiohttp.WSServerHandshakeError as exc:
                 raise _error_from(exc.status, (exc.message or "").encode()) from exc

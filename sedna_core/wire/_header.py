@@ -76,6 +76,11 @@ def wire_dtype(dtype: np.dtype[Any], what: str) -> np.dtype[Any]:
     return found
 
 
+def known_wire_dtype(dtype: np.dtype[Any]) -> np.dtype[Any] | None:
+    """The dtype carrying ``dtype`` if it was met before (a dict lookup), else None."""
+    return _WIRE_OF.get(dtype)
+
+
 def _find_wire_dtype(dtype: np.dtype[Any], what: str) -> np.dtype[Any]:
     if dtype.fields is not None or dtype.subdtype is not None:
         raise WireFormatError(

@@ -17,6 +17,7 @@ from sedna_core.wire._header import (
     check_name,
     count,
     field,
+    known_wire_dtype,
     lookup_dtype,
     pack,
     parse_header,
@@ -49,17 +50,17 @@ def iter_tensors(tensors: Tensors) -> tuple[str, Iterator[tuple[int | str, np.nd
         for key, value in items:
             if container == "dict":
                 check_name(key, "tensor key")
-            yield key, _wire_array(value, f"tensor {key!r}")
+            yield key, _wire_array(value, key)
 
     return container, gen()
 
 
-def _wire_array(value: Any, what: str) -> np.ndarray:
+def _wire_array(value: Any, key: int | str) -> np.ndarray:
     try:
-        arr = np.asarray(value)
+        arr = value if type(value) is np.ndarray else np.asarray(value)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise WireFormatError(f"{what} cannot be converted to an array: {exc}") from exc
-    dtype = wire_dtype(arr.dtype, what)
+        raise WireFormatError(f"tensor {key!r} cannot be converted to an array: {exc}") from exc
+    dtype = known_wire_dtype(arr.dtype) or wire_dtype(arr.dtype, f"tensor {key!r}")
     if arr.dtype != dtype or not arr.flags.c_contiguous:
         # one copy that fixes byte order and layout together
         arr = arr.astype(dtype, order="C")  # keeps 0-d (ascontiguousarray would not)
@@ -82,8 +83,16 @@ def encode(tensors: Tensors) -> bytes:
     WireFormatError
         For object, string, datetime or structured dtypes, and non-string dict keys.
     """
-    container, items = iter_tensors(tensors)
-    arrays = list(items)
+    arrays: list[tuple[int | str, np.ndarray]]
+    if type(tensors) is dict:  # the usual container, without the generic iteration
+        container = "dict"
+        arrays = [
+            (check_name(key, "tensor key"), _wire_array(value, key))
+            for key, value in tensors.items()
+        ]
+    else:
+        container, items = iter_tensors(tensors)
+        arrays = list(items)
     # a service sends the same few layouts over and over: their headers are made once
     signature = (container, tuple((key, arr.dtype.str, arr.shape) for key, arr in arrays))
     known = _HEADERS.get(signature)

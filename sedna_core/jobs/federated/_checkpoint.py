@@ -4,10 +4,13 @@ One artifact version per completed round holds the global model and the aggregat
 length-prefixed :func:`~sedna_core.wire.encode_chunks` frames (written and read a chunk at a
 time: no second copy of the model in memory); the round number, history and counters are the
 version's metadata. Older versions are pruned, keeping the last :data:`KEEP`.
+:class:`ServerCheckpoints` holds the server's side: resume at start, a checkpoint after every
+round (written in a worker thread while the next round runs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -21,10 +24,10 @@ import attrs
 import numpy as np
 
 from sedna_core.artifacts import ArtifactStore
-from sedna_core.errors import ArtifactError, WireFormatError
+from sedna_core.errors import ArtifactError, JobError, WireFormatError
 from sedna_core.wire import Assembler, encode_chunks
 
-__all__ = ["Checkpoint", "CheckpointStore"]
+__all__ = ["Checkpoint", "CheckpointStore", "ServerCheckpoints"]
 
 FORMAT = "sdnt-frames"
 KEEP = 2
@@ -126,3 +129,66 @@ class CheckpointStore:
     @property
     def path(self) -> Path:
         return self.store.root
+
+
+class ServerCheckpoints:
+    """The aggregation server's checkpoint hooks: resume at start, save after each round.
+
+    Part of :class:`~sedna_core.jobs.federated.AggregationServer` (``_server.py``), which
+    holds the state these methods use.
+    """
+
+    async def _resume(self) -> None:
+        if self._ckpt is None or not self.config.resume:
+            return
+        ckpt = await asyncio.to_thread(self._ckpt.load)
+        if ckpt is None:
+            return
+        saved = ckpt.metadata.get("aggregation")
+        if saved and saved != self.aggregator.name:
+            raise JobError(
+                f"the checkpoint in {self._ckpt.path} was written by a {saved} job, this server "
+                f"runs {self.aggregator.name}: use another checkpoint_dir or job name"
+            )
+        self._set_global(ckpt.weights, ckpt.names)
+        self.aggregator.load_state_dict(ckpt.state)
+        self._completed = min(ckpt.round, self.config.exit_round)
+        history = ckpt.metadata.get("history")
+        self.history = list(history) if isinstance(history, list) else []
+        self.stats.update({k: int(v) for k, v in ckpt.metadata.get("stats", {}).items()})
+        self._m_round.set(self._completed)
+        self.log.info("resumed from checkpoint", completed_rounds=self._completed)
+
+    def _checkpoint(self, number: int) -> None:
+        if self._ckpt is None or self._global is None:
+            return
+        meta = {
+            "aggregation": self.aggregator.name,
+            "params": {
+                k: v
+                for k, v in self.aggregator.get_params().items()
+                if isinstance(v, int | float | str | bool)
+            },
+            "exit_round": self.config.exit_round,
+            "names": [s.name for s in self._specs]
+            if self._specs and all(s.name is not None for s in self._specs)
+            else None,
+            "history": self.history,
+            "stats": dict(self.stats),
+        }
+        weights, state = self._global, self.aggregator.state_dict()
+        ckpt = self._ckpt
+        self._ckpt_task = asyncio.ensure_future(
+            asyncio.to_thread(ckpt.save, number, weights, state, meta)
+        )
+
+    async def _wait_checkpoint(self) -> None:
+        task, self._ckpt_task = self._ckpt_task, None
+        if task is None:
+            return
+        try:
+            version = await task
+            self.log.debug("checkpoint written", version=version)
+        except Exception:
+            self.stats["checkpoint_errors"] += 1
+            self.log.exception("checkpoint failed; the job goes on without it")

@@ -29,7 +29,8 @@ from sedna_core.jobs.incremental._hot_update import (
     ServingModel,
     read_hot_update_config,
 )
-from sedna_core.jobs.incremental._job import BatchInference, IncrementalLearning
+from sedna_core.jobs.incremental._inference import BatchInference
+from sedna_core.jobs.incremental._job import IncrementalLearning
 from sedna_core.jobs.incremental._loop import LoopReport, LoopRunner, WindowStats
 from sedna_core.jobs.incremental._streams import csv_stream, sea_drift_stream
 from sedna_core.jobs.incremental._versions import ModelVersions

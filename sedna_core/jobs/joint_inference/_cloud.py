@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import weakref
 from typing import Any
@@ -12,11 +13,13 @@ from typing import Any
 from sedna_core import wire
 from sedna_core.errors import RemoteError, WireFormatError
 from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
+from sedna_core.jobs.joint_inference._channel import NO_STREAM, Channel, StreamSupport
 from sedna_core.jobs.joint_inference._protocol import (
     JSON_CONTENT_TYPE,
     decode_result,
     encode_data,
     predict_path,
+    stream_path,
 )
 from sedna_core.service import HttpClient, SyncClient
 
@@ -42,9 +45,12 @@ _HEADERS = {ctype: {"Content-Type": ctype} for ctype in (wire.CONTENT_TYPE, JSON
 class CloudClient:
     """Calls ``POST {base_url}/{job_name}/predict`` from synchronous or asynchronous code.
 
-    Every call has one deadline (``timeout`` seconds for connecting, sending and the answer)
-    and no retries: a late answer is worth less than the edge's answer now. Failures feed the
-    breaker, except 4xx answers (our request was refused; the cloud is up).
+    Binary requests go over a predict stream (``/{job_name}/predict/ws``, a websocket kept
+    open: no HTTP request per call) when the cloud offers one, else as HTTP requests; JSON
+    requests always as HTTP requests. Every call has one deadline (``timeout`` seconds for
+    connecting, sending and the answer) and no retries: a late answer is worth less than the
+    edge's answer now. Failures feed the breaker, except 4xx answers (our request was refused;
+    the cloud is up).
     """
 
     def __init__(
@@ -67,11 +73,13 @@ class CloudClient:
         self.log = log.bind(cloud=f"{base_url}{self.path}")
         self._token = token
         self._ca_file = ca_file
+        self.stream_path = stream_path(job_name)
+        self._streams = StreamSupport()
         self._lock = threading.Lock()
-        self._sync: SyncClient | None = None
+        self._sync: tuple[SyncClient, Channel] | None = None
         self._local = threading.local()
-        self._thread_loops: list[tuple[asyncio.AbstractEventLoop, HttpClient]] = []
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = (
+        self._thread_loops: list[tuple[asyncio.AbstractEventLoop, Channel]] = []
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Channel] = (
             weakref.WeakKeyDictionary()
         )
         self._outage_failures = 0
@@ -87,34 +95,44 @@ class CloudClient:
             clock=self.breaker.clock,
         )
 
-    def _thread_loop(self) -> tuple[asyncio.AbstractEventLoop, HttpClient]:
-        """This thread's private event loop and client (run here: no hop to another thread)."""
+    def _channel(self, http: HttpClient) -> Channel:
+        return Channel(
+            http, self.stream_path, self._streams, close_timeout=self.timeout, log=self.log
+        )
+
+    def _thread_loop(self) -> tuple[asyncio.AbstractEventLoop, Channel]:
+        """This thread's private event loop and channel (run here: no hop to another thread)."""
         pair = getattr(self._local, "pair", None)
         if pair is None:
-            pair = (asyncio.new_event_loop(), self._http())
+            pair = (asyncio.new_event_loop(), self._channel(self._http()))
             self._local.pair = pair
             with self._lock:
                 self._thread_loops.append(pair)
         return pair
 
-    def _sync_client(self) -> SyncClient:
+    def _sync_client(self) -> tuple[SyncClient, Channel]:
         with self._lock:
             if self._sync is None:
-                self._sync = SyncClient(self._http())
+                sync = SyncClient(self._http())
+                self._sync = (sync, self._channel(sync.client))
             return self._sync
 
-    def _loop_client(self) -> HttpClient:
+    def _loop_channel(self) -> Channel:
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._per_loop.get(loop)
-            if client is None:
-                client = self._per_loop[loop] = self._http()
-            return client
+            channel = self._per_loop.get(loop)
+            if channel is None:
+                channel = self._per_loop[loop] = self._channel(self._http())
+            return channel
 
-    async def _post(self, client: HttpClient, data: Any) -> Any:
+    async def _post(self, channel: Channel, data: Any) -> Any:
         body, content_type = encode_data(data, self.wire_format)
         async with asyncio.timeout(self.timeout):  # one deadline for connect, send and answer
-            response = await client.request(
+            if content_type == wire.CONTENT_TYPE:
+                result = await channel.predict(body)
+                if result is not NO_STREAM:
+                    return result
+            response = await channel.http.request(
                 "POST", self.path, data=body, headers=_HEADERS[content_type]
             )
         return decode_result(response.headers.get("Content-Type", ""), response.body)
@@ -126,12 +144,12 @@ class CloudClient:
             return _SKIPPED
         try:
             if _loop_running():  # called from async code: use the background loop
-                sync = self._sync_client()
+                sync, channel = self._sync_client()
                 # the coroutine has its own deadline; this bound guards against a wedged loop
-                result = sync.run(self._post(sync.client, data), timeout=self.timeout + 5.0)
+                result = sync.run(self._post(channel, data), timeout=self.timeout + 5.0)
             else:
-                loop, client = self._thread_loop()
-                result = loop.run_until_complete(self._post(client, data))
+                loop, channel = self._thread_loop()
+                result = loop.run_until_complete(self._post(channel, data))
         except Exception as exc:
             return self._failed(exc)
         except BaseException:  # interrupted: no verdict on the cloud, free a claimed probe
@@ -144,7 +162,7 @@ class CloudClient:
         if not self.breaker.allow():
             return _SKIPPED
         try:
-            result = await self._post(self._loop_client(), data)
+            result = await self._post(self._loop_channel(), data)
         except Exception as exc:
             return self._failed(exc)
         except BaseException:  # cancelled: no verdict on the cloud, free a claimed probe
@@ -200,11 +218,14 @@ class CloudClient:
             sync, self._sync = self._sync, None
             pairs, self._thread_loops = self._thread_loops, []
         if sync is not None:
-            sync.close()
-        for loop, client in pairs:
+            client, channel = sync
+            with contextlib.suppress(Exception):  # its loop may be gone already
+                client.run(channel.aclose(), timeout=self.timeout + 5.0)
+            client.close()
+        for loop, channel in pairs:
             if loop.is_running():  # another thread is mid-call: it keeps its loop
                 continue
-            loop.run_until_complete(client.close())
+            loop.run_until_complete(channel.aclose())
             loop.close()
         self._local = threading.local()
 
@@ -212,9 +233,9 @@ class CloudClient:
         """Close the client of the running event loop."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._per_loop.pop(loop, None)
-        if client is not None:
-            await client.close()
+            channel = self._per_loop.pop(loop, None)
+        if channel is not None:
+            await channel.aclose()
 
 
 def _loop_running() -> bool:

@@ -390,7 +390,7 @@ class JointInference(JobBase):
 
         pm = self.plugin_manager if self.plugin_manager is not None else get_plugin_manager()
         caller = getattr(pm.hook, hook, None)
-        return caller is None or bool(caller.get_hookimpls())
+        return caller is None or bool(caller.get_hookimpls())  # plugins may come later: no cache
 
     def _report_periodically(self) -> None:
         while not self._closed:

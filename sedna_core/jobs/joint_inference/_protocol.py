@@ -6,6 +6,14 @@ as Sedna's ``callback``/``post_process``, are ignored as Sedna does) or a binary
 ``{"result": [...]}`` or a tensor message ``{"result": array}``. A result that is not a numeric
 array (text, nested objects) is answered as JSON whatever the request was; clients look at the
 answer's content type.
+
+``GET /{job_name}/predict/ws`` opens a websocket for the same binary exchange without an HTTP
+request per call (authentication happens once, on the upgrade): each binary frame the client
+sends is a tensor message ``{"data": array}``; the service answers each one, in order, with a
+binary frame ``{"result": array}`` or a text frame holding JSON, either ``{"result": ...}`` (a
+result that is not a numeric array) or ``{"status": 400, "error": {"type", "message"}}`` (what the
+HTTP route would have answered with that status). The client sends the next request only after
+the answer to the previous one.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import numpy as np
 
 from sedna_core import wire
 from sedna_core.backends import GenericBackend
-from sedna_core.errors import ConfigError, WireFormatError
+from sedna_core.errors import AuthenticationError, ConfigError, RemoteError, WireFormatError
 
 __all__ = [
     "JSON_CONTENT_TYPE",
@@ -26,10 +34,13 @@ __all__ = [
     "backend_predict",
     "check_job_name",
     "decode_result",
+    "decode_stream_text",
     "encode_data",
     "encode_result",
+    "error_frame",
     "info_path",
     "predict_path",
+    "stream_path",
 ]
 
 JSON_CONTENT_TYPE = "application/json"
@@ -50,6 +61,44 @@ def predict_path(job_name: str) -> str:
 
 def info_path(job_name: str) -> str:
     return f"/{job_name}"
+
+
+def stream_path(job_name: str) -> str:
+    return f"/{job_name}/predict/ws"
+
+
+def error_frame(status: int, error_body: str) -> str:
+    """A stream's error answer: ``{"status": ..., "error": {...}}`` from an HTTP error body."""
+    try:
+        error = json.loads(error_body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if not isinstance(error, dict):
+        error = {"type": "http_error", "message": error_body}
+    return json.dumps({"status": status, "error": error})
+
+
+def decode_stream_text(text: str) -> Any:
+    """The ``result`` of a stream's text answer, or the RemoteError it reports."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise WireFormatError(f"the cloud's stream answer is not JSON: {exc}") from exc
+    if isinstance(doc, dict) and "result" in doc:
+        return doc["result"]
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        error = doc["error"]
+        status = doc.get("status")
+        status = status if isinstance(status, int) and not isinstance(status, bool) else 500
+        kind = error.get("type")
+        message = error.get("message")
+        cls = AuthenticationError if status in (401, 403) else RemoteError
+        raise cls(
+            status,
+            str(kind) if kind is not None else None,
+            str(message) if message is not None else None,
+        )
+    raise WireFormatError("the cloud's stream answer has neither 'result' nor 'error'")
 
 
 def as_numeric_array(value: Any) -> np.ndarray | None:

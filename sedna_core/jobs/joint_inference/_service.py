@@ -220,6 +220,9 @@ class BigModelService(JobBase):
         predict_seconds = metrics.histogram(
             "sedna_ji_predict_seconds", "Time the big model spent per request"
         ).series()
+        stream_messages = metrics.counter(
+            "sedna_ji_stream_requests_total", "Requests answered over predict streams", ["status"]
+        )
         placement = _Placement(self.service_config.inline_predict_below)
 
         async def info(request: web.Request) -> web.Response:
@@ -231,19 +234,8 @@ class BigModelService(JobBase):
             ]
             return web.json_response({"infos": routes})
 
-        async def predict(request: web.Request) -> web.Response:
-            binary = request.content_type == wire.CONTENT_TYPE
-            if binary:
-                data = _tensor_data(await request.read())
-            elif request.content_type in (JSON_CONTENT_TYPE, "text/plain"):
-                data = _json_data(await request.read())
-            else:
-                raise json_error(
-                    415,
-                    "unsupported_media_type",
-                    f'send Content-Type {JSON_CONTENT_TYPE} with {{"data": [...]}}, or '
-                    f"{wire.CONTENT_TYPE} with a 'data' tensor; got {request.content_type!r}",
-                )
+        async def answer(data: Any, binary: bool) -> tuple[bytes, str]:
+            """The answer's body and content type for a request's data (or a json_error)."""
             x = self._validate(data)
             n = len(x) if hasattr(x, "__len__") else 1
             executor = self._executor
@@ -264,15 +256,111 @@ class BigModelService(JobBase):
             predict_seconds.observe(seconds)
             samples_by_format[binary].inc(float(n))
             try:
-                body, content_type = encode_result(result, binary)
+                return encode_result(result, binary)
             except (TypeError, ValueError) as exc:
                 raise json_error(
                     500, "internal_error", f"the model's result cannot be sent: {exc}"
                 ) from None
+
+        async def predict(request: web.Request) -> web.Response:
+            # the exact header our clients send is recognised without parsing it
+            binary = (
+                request.headers.get("Content-Type") == wire.CONTENT_TYPE
+                or request.content_type == wire.CONTENT_TYPE
+            )
+            if binary:
+                data = _tensor_data(await request.read())
+            elif request.content_type in (JSON_CONTENT_TYPE, "text/plain"):
+                data = _json_data(await request.read())
+            else:
+                raise json_error(
+                    415,
+                    "unsupported_media_type",
+                    f'send Content-Type {JSON_CONTENT_TYPE} with {{"data": [...]}}, or '
+                    f"{wire.CONTENT_TYPE} with a 'data' tensor; got {request.content_type!r}",
+                )
+            body, content_type = await answer(data, binary)
             return web.Response(body=body, headers={"Content-Type": content_type})
 
+        # -- predict streams: the binary exchange over a websocket, one answer per message --
+        streams: dict[web.WebSocketResponse, bool] = {}  # open stream -> answering now
+        stopping = asyncio.Event()
+
+        async def stream_answer(body: bytes) -> bytes | str:
+            status = 200
+            try:
+                reply: bytes | str
+                payload, content_type = await answer(_tensor_data(body), True)
+                reply = payload if content_type == wire.CONTENT_TYPE else payload.decode()
+            except web.HTTPException as exc:
+                status = exc.status
+                reply = error_frame(status, exc.text or "")
+            except WireFormatError as exc:
+                status = 400
+                reply = error_frame(status, error_body("wire_format_error", str(exc)))
+            except Exception:
+                status = 500
+                self.log.exception("unhandled error answering a predict stream")
+                reply = error_frame(
+                    status,
+                    error_body(
+                        "internal_error",
+                        f"internal server error; quote request id {request_id_now()} "
+                        "when reporting it",
+                    ),
+                )
+            stream_messages.inc(status=str(status))
+            return reply
+
+        async def predict_stream(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse(max_msg_size=self.service_config.max_request_size)
+            await ws.prepare(request)
+            streams[ws] = False
+            try:
+                async for msg in ws:
+                    if msg.type is WSMsgType.BINARY:
+                        streams[ws] = True
+                        reply = await stream_answer(msg.data)
+                    elif msg.type is WSMsgType.TEXT:
+                        stream_messages.inc(status="415")
+                        reply = error_frame(
+                            415,
+                            error_body(
+                                "unsupported_media_type",
+                                "send binary frames holding a tensor message with a 'data' "
+                                f"tensor ({wire.CONTENT_TYPE}); JSON goes to POST "
+                                f"{predict_path(name)}",
+                            ),
+                        )
+                    else:
+                        continue
+                    try:
+                        if isinstance(reply, bytes):
+                            await ws.send_bytes(reply)
+                        else:
+                            await ws.send_str(reply)
+                    except ConnectionError:  # the client left before its answer
+                        break
+                    streams[ws] = False
+                    if stopping.is_set():
+                        break
+            finally:
+                streams.pop(ws, None)
+            if not ws.closed:
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+            return ws
+
+        async def close_streams(app: web.Application) -> None:
+            # idle streams close now; a stream answering closes once its answer is sent
+            stopping.set()
+            for ws, busy in list(streams.items()):
+                if not busy:
+                    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+        app.on_shutdown.append(close_streams)
         app.router.add_get(info_path(name), info)
         app.router.add_post(predict_path(name), predict)
+        app.router.add_get(stream_path(name), predict_stream)
         return app
 
     def _expected(self) -> str:
@@ -329,9 +417,13 @@ class _Placement:
 
     Handing a prediction to a thread and back costs about 0.1 ms; for a model that answers in
     less, that hop is most of the request. After a warm-up in threads, a request whose
-    expected time (recent seconds per sample times its samples) is under ``inline_below`` runs
-    on the loop, which then pauses for at most about that long. 0 keeps every prediction in
-    threads.
+    expected time is under ``inline_below`` runs on the loop, which then pauses for at most
+    about that long. 0 keeps every prediction in threads.
+
+    The expected time is the recent seconds per sample of requests of about the same size
+    (sizes grouped by powers of two: a model's fixed cost per call makes one sample cost more
+    than one sample of a batch) times the request's samples; a size not seen yet borrows the
+    estimate of the nearest smaller size, which over-estimates, so it errs towards threads.
     """
 
     WARMUP = 8
@@ -340,25 +432,33 @@ class _Placement:
 
     def __init__(self, inline_below: float) -> None:
         self.inline_below = inline_below
-        self.per_sample: float | None = None
-        self.count = 0
+        #: size class (bit length of the sample count) -> [seconds per sample, measurements]
+        self._classes: dict[int, list[float]] = {}
+
+    def expected(self, samples: int) -> float | None:
+        """Expected seconds for ``samples`` samples, or None before the warm-up."""
+        n = max(samples, 1)
+        for size_class in range(n.bit_length(), 0, -1):
+            known = self._classes.get(size_class)
+            if known is not None and known[1] >= self.WARMUP:
+                return known[0] * n
+        return None
 
     def inline(self, samples: int) -> bool:
-        return (
-            self.inline_below > 0
-            and self.count >= self.WARMUP
-            and self.per_sample is not None
-            and self.per_sample * max(samples, 1) < self.inline_below
-        )
+        if self.inline_below <= 0:
+            return False
+        expected = self.expected(samples)
+        return expected is not None and expected < self.inline_below
 
     def record(self, seconds: float, samples: int) -> None:
-        per = seconds / max(samples, 1)
-        self.per_sample = (
-            per
-            if self.per_sample is None
-            else (1 - self.ALPHA) * self.per_sample + self.ALPHA * per
-        )
-        self.count += 1
+        n = max(samples, 1)
+        per = seconds / n
+        known = self._classes.get(n.bit_length())
+        if known is None:
+            self._classes[n.bit_length()] = [per, 1.0]
+        else:
+            known[0] = (1 - self.ALPHA) * known[0] + self.ALPHA * per
+            known[1] += 1
 
 
 def _tensor_data(body: bytes) -> np.ndarray:

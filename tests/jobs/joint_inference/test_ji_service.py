@@ -190,3 +190,19 @@ def test_tiny_predictions_may_run_inline_big_ones_never():
     for _ in range(20):
         never.record(1e-9, 1)
     assert not never.inline(1)
+
+
+def test_placement_estimates_each_request_size_on_its_own():
+    from sedna_core.jobs.joint_inference._service import _Placement
+
+    placement = _Placement(inline_below=0.0005)
+    for _ in range(_Placement.WARMUP):
+        placement.record(0.0001, 1)  # one sample: 0.1 ms, mostly the model's fixed cost
+    # 64 samples borrow the one-sample rate (6.4 ms): an over-estimate, so a thread
+    assert placement.expected(64) == pytest.approx(0.0064)
+    assert not placement.inline(64)
+    for _ in range(_Placement.WARMUP):
+        placement.record(0.0002, 64)  # a batch of 64 takes 0.2 ms
+    assert placement.inline(64) and placement.inline(100)  # 64..127 share the estimate
+    assert placement.inline(1)  # the single-sample estimate is unchanged
+    assert not placement.inline(3000)  # borrows 64's rate: 9.4 ms

@@ -1,0 +1,347 @@
+"""The round engine of the aggregation server: the job's loop of training rounds (client
+selection, deadlines, quorum, retries), the initial model, federated evaluation, aggregation
+and the stop message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from sedna_core.errors import JobError
+from sedna_core.jobs.federated import _sedna_compat as sedna
+from sedna_core.jobs.federated._protocol import CLOSE_FAILED, specs_json
+from sedna_core.jobs.federated._rounds import (
+    FederatedResult,
+    Round,
+    describe,
+    select_clients,
+    weighted_metrics,
+)
+from sedna_core.jobs.federated._session import Session
+from sedna_core.jobs.federated._spool import SpoolUpdate
+
+__all__ = ["RoundEngine"]
+
+
+class RoundEngine:
+    """Runs the job: rounds opened, waited on, closed, aggregated or retried.
+
+    Part of :class:`~sedna_core.jobs.federated.AggregationServer` (``_server.py``), which
+    holds the state these methods use.
+    """
+
+    async def _job(self) -> None:
+        cfg = self.config
+        try:
+            await self._resume()
+            self.announce(
+                "sedna_job_started",
+                job_kind="federatedlearning",
+                job_name=cfg.job_name,
+                info={"aggregation": self.aggregator.name},
+            )
+            number = self._completed + 1
+            while number <= cfg.exit_round:
+                for attempt in range(cfg.max_retries + 1):
+                    if await self._training_round(number, attempt):
+                        break
+                    self.stats["retries"] += 1
+                else:
+                    raise JobError(self._failure_message(number))
+                if cfg.evaluate_every and (
+                    number % cfg.evaluate_every == 0 or number == cfg.exit_round
+                ):
+                    await self._evaluation_round(number)
+                number += 1
+            await self._wait_checkpoint()
+            result = FederatedResult("completed", self._completed, self._global, self.history)
+            self.log.info("job completed", rounds=self._completed, stats=dict(self.stats))
+        except asyncio.CancelledError:
+            raise
+        except JobError as exc:
+            self.log.error("job failed", error=str(exc))
+            result = FederatedResult(
+                "failed", self._completed, self._global, self.history, message=str(exc)
+            )
+        except Exception as exc:  # a bug or a broken checkpoint: fail loudly, never hang
+            self.log.exception("job failed unexpectedly")
+            result = FederatedResult(
+                "failed", self._completed, self._global, self.history, message=repr(exc)
+            )
+        self._result = result
+        self.phase = "done"
+        self.announce(
+            "sedna_job_finished",
+            job_kind="federatedlearning",
+            job_name=cfg.job_name,
+            status=result.status,
+            info={"rounds": result.rounds, "message": result.message},
+        )
+        for session in list(self._sessions.values()):
+            self._spawn(self._send_stop(session))
+        assert self._done is not None
+        self._done.set()
+        self._notify()
+
+    def _failure_message(self, number: int) -> str:
+        cfg = self.config
+        return (
+            f"round {number} missed its quorum {cfg.max_retries + 1} time(s) in a row: it needs "
+            f"{cfg.effective_quorum} valid update(s) within {cfg.round_deadline:g} s "
+            f"({len(self._sessions)} client(s) connected now, stats {dict(self.stats)}). "
+            "Start more clients, lower the quorum (AGG_QUORUM), or raise the deadline "
+            "(AGG_ROUND_DEADLINE) or the retries (AGG_MAX_RETRIES)."
+        )
+
+    async def _training_round(self, number: int, attempt: int) -> bool:
+        cfg = self.config
+        quorum = cfg.effective_quorum
+        started = self.clock.monotonic()
+        deadline = started + cfg.round_deadline
+        self.phase = "waiting"
+        # The first round this process runs waits for everyone (a job start, or a restart:
+        # the same clients as before); later ones start with whoever is there, given a quorum.
+        need = quorum if self._rounds_run else cfg.participants_count
+        await self._wait_for(lambda: len(self._sessions) >= need, deadline)
+        if len(self._sessions) < quorum:
+            self.log.warning(
+                "too few clients connected for the quorum",
+                round=number,
+                attempt=attempt,
+                clients=len(self._sessions),
+                quorum=quorum,
+            )
+            self._m_rounds.inc(outcome="retried")
+            return False
+        sedna_only = not any(s.kind == "native" for s in self._sessions.values())
+        needs_model = self._global is None and not sedna_only
+        if needs_model and not await self._bootstrap(number, attempt, deadline):
+            self._m_rounds.inc(outcome="retried")
+            return False
+        self._rounds_run += 1
+        asked = select_clients(self._sessions, cfg.fraction, quorum, cfg.seed, number, attempt)
+        rnd = Round(number, attempt, "train", asked, deadline, self.clock.monotonic())
+        rnd.pending = set(asked)
+        self._round = rnd
+        self.phase = "train"
+        sedna.take_waiting_updates(self, rnd)
+        self._notify()
+        self.log.info("round started", round=number, attempt=attempt, asked=len(asked))
+        for cid in sorted(asked):
+            session = self._sessions.get(cid)
+            if session is not None and session.kind == "native":
+                self._spawn(self._send_round(session, rnd))
+        await self._wait_for(lambda: not rnd.pending, deadline)
+        self._close_round(rnd)
+        valid = len(rnd.updates)
+        if valid < quorum:
+            self.log.warning(
+                "round missed its quorum; retrying",
+                round=number,
+                attempt=attempt,
+                valid=valid,
+                quorum=quorum,
+                rejected=len(rnd.rejected),
+                failed=len(rnd.failed),
+                late=rnd.late,
+            )
+            rnd.discard_updates()
+            self._m_rounds.inc(outcome="retried")
+            return False
+        clients = sorted(rnd.updates)
+        sources = [rnd.updates[c] for c in clients]
+        self.phase = "aggregate"
+        await self._wait_checkpoint()  # it reads the aggregator state this round will change
+        try:
+            new = await asyncio.to_thread(self._aggregate, sources)
+        finally:
+            rnd.discard_updates()
+        duration = self.clock.monotonic() - rnd.started
+        self._global = new
+        self._completed = number
+        record = {
+            "round": number,
+            "attempt": attempt,
+            "clients": clients,
+            "num_samples": sum(s.num_samples for s in sources),
+            "metrics": weighted_metrics({c: rnd.metrics[c] for c in clients}),
+            "rejected": dict(rnd.rejected),
+            "failed": sorted(rnd.failed),
+            "missing": sorted(rnd.pending),
+            "late": rnd.late,
+            "duration": duration,
+        }
+        self.history.append(record)
+        self._m_rounds.inc(outcome="completed")
+        self._m_round.set(number)
+        self._progress(record)
+        self._checkpoint(number)
+        self.announce(
+            "sedna_round_aggregated",
+            job_name=cfg.job_name,
+            round_number=number,
+            num_clients=len(clients),
+            metrics=record["metrics"],
+        )
+        for cid in clients:
+            session = self._sessions.get(cid)
+            if session is not None and session.kind == "native":
+                self._spawn(session.send("result", **_public_record(record)))
+        sedna.broadcast_round(self, number, record)
+        self._notify()
+        return True
+
+    async def _bootstrap(self, number: int, attempt: int, deadline: float) -> bool:
+        """No global model yet: ask one client (the first by id) for its initial weights."""
+        for cid in sorted(self._sessions):
+            session = self._sessions.get(cid)
+            if session is None or session.kind != "native":
+                continue
+            rnd = Round(number, attempt, "init", {cid}, deadline, self.clock.monotonic())
+            rnd.pending = {cid}
+            self._round = rnd
+            self.phase = "init"
+            self._spawn(self._send_round(session, rnd))
+            await self._wait_for(lambda rnd=rnd: not rnd.pending, deadline)
+            self._close_round(rnd)
+            if cid in rnd.updates:
+                source = rnd.updates.pop(cid)
+                weights = source.arrays()
+                source.discard()
+                self._set_global(weights, [s.name for s in source.specs])
+                self.log.info("initial model taken from a client", peer=cid, tensors=len(weights))
+                return True
+            if self.clock.monotonic() >= deadline:
+                break
+        return False
+
+    async def _evaluation_round(self, number: int) -> None:
+        cfg = self.config
+        natives = [c for c, s in self._sessions.items() if s.kind == "native"]
+        asked = select_clients(natives, cfg.evaluate_fraction, 1, cfg.seed, number, 1 << 20)
+        if not asked or self._global is None:
+            return
+        started = self.clock.monotonic()
+        rnd = Round(number, 0, "evaluate", asked, started + cfg.round_deadline, started)
+        rnd.pending = set(asked)
+        self._round = rnd
+        self.phase = "evaluate"
+        for cid in sorted(asked):
+            self._spawn(self._send_round(self._sessions[cid], rnd))
+        await self._wait_for(lambda: not rnd.pending, rnd.deadline)
+        self._close_round(rnd)
+        result = {
+            "clients": sorted(rnd.metrics),
+            "num_samples": sum(n for n, _ in rnd.metrics.values()),
+            "metrics": weighted_metrics(rnd.metrics),
+        }
+        if self.history and self.history[-1]["round"] == number:
+            self.history[-1]["evaluation"] = result
+        self.log.info(
+            "federated evaluation",
+            round=number,
+            clients=len(rnd.metrics),
+            samples=result["num_samples"],
+            **{f"eval_{k}": round(v, 6) for k, v in result["metrics"].items()},
+        )
+        if self.on_round is not None:
+            with contextlib.suppress(Exception):
+                self.on_round({"round": number, "evaluation": result})
+        self._notify()
+
+    def _close_round(self, rnd: Round) -> None:
+        rnd.closed = True
+        if self._round is rnd:
+            self._round = None
+        for session in self._sessions.values():
+            if session.receiving is not None and session.receiving[0] == rnd.number:
+                session.drop_update()
+                session.discarding = True
+                self._spawn(self._late(session, rnd.number))
+
+    def _aggregate(self, sources: list[SpoolUpdate]) -> list[np.ndarray]:
+        assert self._global is not None
+        agg = self.aggregator
+        agg.begin_round(self._global)
+        for source in sources:
+            agg.add_update(source)
+        return agg.finish()
+
+    async def _send_round(self, session: Session, rnd: Round) -> None:
+        fields: dict[str, Any] = {
+            "round": rnd.number,
+            "attempt": rnd.attempt,
+            "task": rnd.task,
+            "exit_round": self.config.exit_round,
+            "deadline": max(0.0, rnd.deadline - self.clock.monotonic()),
+        }
+        if rnd.task == "train":
+            fields["config"] = self.aggregator.client_config()
+        if rnd.task in ("train", "evaluate") and self._global is not None:
+            ok = await session.send_weights(
+                "round",
+                self._global,
+                self.config.chunk_bytes,
+                tensors=specs_json(self._specs or []),
+                **fields,
+            )
+        else:
+            ok = await session.send("round", weights=False, **fields)
+        if not ok and session.client_id in rnd.pending:
+            rnd.pending.discard(session.client_id)
+            rnd.failed.add(session.client_id)
+            self._notify()
+
+    async def _send_stop(self, session: Session) -> None:
+        result = self._result
+        assert result is not None
+        if session.kind == "sedna":
+            await sedna.send_stop(self, session, result)
+            return
+        if result.status == "completed" and result.weights is not None:
+            await session.send_weights(
+                "stop",
+                result.weights,
+                self.config.chunk_bytes,
+                status="completed",
+                round=result.rounds,
+                tensors=specs_json(self._specs or []),
+                message="job completed",
+            )
+        else:
+            await session.send(
+                "stop", status="failed", round=result.rounds, weights=False, message=result.message
+            )
+            await session.close(CLOSE_FAILED, "job failed")
+
+    def _progress(self, record: dict[str, Any]) -> None:
+        self.log.info(
+            f"round {record['round']}/{self.config.exit_round} closed",
+            round=record["round"],
+            clients=len(record["clients"]),
+            samples=record["num_samples"],
+            seconds=round(record["duration"], 3),
+            rejected=len(record["rejected"]),
+            late=record["late"],
+            metrics=describe(record["metrics"]),
+        )
+        if self.on_round is not None:
+            try:
+                self.on_round(record)
+            except Exception:  # a progress printer must never break the job
+                self.log.exception("on_round callback failed")
+
+
+def _public_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "round": record["round"],
+        "clients": len(record["clients"]),
+        "num_samples": record["num_samples"],
+        "metrics": record["metrics"],
+        "late": record["late"],
+        "rejected": len(record["rejected"]),
+    }

@@ -1,0 +1,269 @@
+"""Inference and evaluation of a lifelong-learning job: each sample's task found, unseen
+tasks detected, per-task models applied and merged back in input order; per-task scores and
+Sedna's deploy gate."""
+
+from __future__ import annotations
+
+import operator as op
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sedna_core.algorithms.mtl import UNSEEN, DetectionData, TaskResult, n_rows, take_rows
+from sedna_core.backends import compute_metrics, infer_task
+from sedna_core.errors import ConfigError, JobError
+from sedna_core.jobs.lifelong._estimators import scratch_dir
+from sedna_core.jobs.lifelong._inputs import unpack
+from sedna_core.jobs.lifelong._state import Knowledge, save_samples
+
+__all__ = ["Inference"]
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": op.gt,
+    "<": op.lt,
+    "=": op.eq,
+    ">=": op.ge,
+    "<=": op.le,
+}
+
+
+class Inference:
+    """``inference``, ``unseen_scores`` and ``evaluate``.
+
+    Part of :class:`~sedna_core.jobs.lifelong.LifelongLearning` (``_job.py``), which builds
+    the algorithms and holds the state these methods use.
+    """
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def inference(
+        self,
+        data: Any,
+        post_process: Callable[..., Any] | None = None,
+        unseen_sample_postprocess: Callable[..., Any] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Any, Any, list[TaskResult]]:
+        """Predict with each sample's task model.
+
+        Returns ``(result, is_unseen_task, tasks)``: one result per sample in input order;
+        for a batch, ``is_unseen_task`` is a boolean array with one entry per sample (a bool
+        for a single sample); ``tasks`` lists each task group's rows and results. Samples of
+        unseen tasks go to ``unseen_estimator`` when there is one, else to their nearest
+        task's model (or the global model), and are flagged either way;
+        ``unseen_sample_postprocess(samples, rows)`` sees them.
+
+        The knowledge is refreshed from the knowledge base when it publishes a newer index
+        (checked every ``MODEL_POLL_PERIOD_SECONDS``); while it is unreachable, the edge
+        cache serves.
+        """
+        know = self._knowledge_now()
+        x, _ = unpack(data)
+        result, unseen, tasks = self._predict(know, x, detect=True)
+        if unseen.any():
+            rows = np.flatnonzero(unseen)
+            if unseen_sample_postprocess is not None:
+                unseen_sample_postprocess(take_rows(x, rows), rows)
+            elif self.config.unseen_save_url:
+                self._save_unseen(know, x, rows)
+        if post_process is not None:
+            result = post_process(result)
+        flags: Any = bool(unseen[0]) if len(unseen) == 1 else unseen
+        return result, flags, tasks
+
+    def _predict(
+        self, know: Knowledge, x: Any, *, detect: bool
+    ) -> tuple[np.ndarray, np.ndarray, list[TaskResult]]:
+        n = n_rows(x)
+        if n == 0:
+            return np.empty(0), np.zeros(0, dtype=bool), []
+        features = know.features(x)
+        model_x = know.model_input(x, features)
+        alloc = np.asarray(
+            know.allocator.allocate(know.allocator_input(know.allocator, x, features)),
+            dtype=np.int64,
+        )
+        group_of = know.group_of()
+        ids = np.array(sorted(group_of), dtype=np.int64)
+        deployed = np.array(
+            [tid for tid, gi in group_of.items() if know.groups[gi].deployed], dtype=np.int64
+        )
+        unseen = ~np.isin(alloc, ids)
+        if detect:
+            data = DetectionData(
+                x=x,
+                features=np.empty((n, 0)) if features is None else features,
+                task_ids=alloc,
+                proba=self._proba_fn(know, model_x),
+            )
+            for det in know.detectors:
+                if "features" in det.requires and features is None:
+                    continue
+                unseen |= det.detect(data)
+            unseen |= ~np.isin(alloc, deployed)  # withdrawn task: its model is not trusted
+        # every row gets a group: seen rows their own; the others their nearest / fallback
+        target = np.full(n, -1, dtype=np.int64)
+        known = np.isin(alloc, ids)
+        lookup = np.zeros(int(ids.max()) + 1 if ids.size else 1, dtype=np.int64)
+        for tid, gi in group_of.items():
+            lookup[tid] = gi
+        target[known] = lookup[alloc[known]]
+        results: list[TaskResult] = []
+        unseen_rows = np.flatnonzero(unseen)
+        if self.unseen_estimator is not None and unseen_rows.size:
+            results.append(
+                TaskResult(
+                    "unseen",
+                    UNSEEN,
+                    unseen_rows,
+                    self._predict_unseen(take_rows(model_x, unseen_rows)),
+                    is_unseen=True,
+                )
+            )
+            target[unseen_rows] = -2  # handled
+        missing = np.flatnonzero(target == -1)
+        if missing.size:
+            fallback = self._global_backend(know)
+            if fallback is not None:
+                results.append(
+                    TaskResult(
+                        "global",
+                        UNSEEN,
+                        missing,
+                        fallback.predict(take_rows(model_x, missing)),
+                        is_unseen=True,
+                    )
+                )
+                target[missing] = -2
+            else:
+                target[missing] = _largest_group(know)
+        for gi, rows in self.task_remodeling.remodel(np.where(target >= 0, target, -1)):
+            if gi < 0:
+                continue
+            group = know.groups[gi]
+            backend = self._backend_of(know, group)
+            results.append(
+                TaskResult(
+                    group.entry,
+                    gi,
+                    rows,
+                    backend.predict(take_rows(model_x, rows)),
+                    is_unseen=bool(unseen[rows].all()),
+                )
+            )
+        return self.inference_integrate.integrate(results, n), unseen, results
+
+    def _save_unseen(self, know: Knowledge, x: Any, rows: np.ndarray) -> None:
+        """Keep unseen samples for labelling (Sedna's ``unseen_save_url``): numeric features
+        as ``.npz`` (no pickles), one file per inference call; failures are logged."""
+        from sedna_core.artifacts import upload
+
+        features = know.features(take_rows(x, rows))
+        if features is None:
+            self.log.warning("unseen samples are not numeric; not saved", count=len(rows))
+            return
+        target = self.config.unseen_save_url or ""
+        name = f"unseen-{self.clock.time():.6f}-{len(rows)}.npz"
+        try:
+            with scratch_dir() as tmp:
+                path = save_samples(Path(tmp) / name, features, None, np.zeros(len(rows), bool))
+                upload(str(path), target.rstrip("/") + "/")  # local dir, file://, s3://, http(s)
+        except Exception as exc:  # saving for later labelling must not fail inference
+            self.log.warning("could not save unseen samples", target=target, error=str(exc))
+
+    def unseen_scores(self, data: Any) -> dict[str, np.ndarray]:
+        """Each detector's score per sample (higher: more likely an unseen task), e.g. to
+        measure detection quality (AUROC) or to pick a different threshold."""
+        know = self._knowledge_now()
+        x, _ = unpack(data)
+        features = know.features(x)
+        alloc = know.allocator.allocate(know.allocator_input(know.allocator, x, features))
+        detection = DetectionData(
+            x=x,
+            features=np.empty((n_rows(x), 0)) if features is None else features,
+            task_ids=np.asarray(alloc),
+            proba=self._proba_fn(know, know.model_input(x, features)),
+        )
+        return {
+            d.name: np.asarray(d.score(detection), dtype=float)
+            for d in know.detectors
+            if not ("features" in d.requires and features is None)
+        }
+
+    def _predict_unseen(self, x: Any) -> Any:
+        est = self.unseen_estimator
+        if callable(est) and not hasattr(est, "predict"):
+            return est(x)
+        if self._unseen_backend is None:
+            from sedna_core.backends import set_backend
+
+            self._unseen_backend = set_backend(
+                est, self.backend_type, config=self.config, plugin_manager=self.plugin_manager
+            )
+        return self._unseen_backend.predict(x)
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        data: Any,
+        metrics: Any = None,
+        post_process: Callable[..., Any] | None = None,
+        *,
+        operator: str | None = None,
+        model_threshold: float | None = None,
+        update_status: bool = True,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Score every task's model on its samples of ``data``, and the whole.
+
+        Returns ``{"scores": overall, "task_scores": {group: scores}, "dropped_tasks": [...]}``.
+        Sedna's deploy gate: a group whose score satisfies ``score <operator> threshold``
+        for any metric is withdrawn in the knowledge base (``operator``/``model_threshold``,
+        from the config by default: ``<`` and 0, which withdraw nothing).
+        """
+        know = self._knowledge_now()
+        x, y = unpack(data)
+        if y is None:
+            raise JobError("evaluation needs labels: pass (x, y) or a datasource with y")
+        y = np.asarray(y)
+        pred, _, _ = self._predict(know, x, detect=False)
+        task = infer_task(y)
+        overall = compute_metrics(y, pred, metrics=metrics, task=task)
+        features = know.features(x)
+        alloc = know.allocator.allocate(know.allocator_input(know.allocator, x, features))
+        per_task: dict[str, dict[str, float]] = {}
+        for group in know.groups:
+            rows = np.flatnonzero(np.isin(alloc, [t.task_id for t in group.tasks]))
+            if len(rows):  # only samples allocated to the group, never fallback ones
+                per_task[group.entry] = compute_metrics(
+                    y[rows], np.asarray(pred)[rows], metrics=metrics, task=task
+                )
+        opname = operator or self.config.operator
+        if opname not in _OPERATORS:
+            raise ConfigError("operator", opname, "one of >, <, =, >=, <=")
+        threshold = self.config.model_threshold if model_threshold is None else model_threshold
+        compare = _OPERATORS[opname]
+        dropped = sorted(
+            entry
+            for entry, scores in per_task.items()
+            if any(compare(float(v), float(threshold)) for v in scores.values())
+        )
+        if dropped and update_status:
+            self.storage.set_deployed(
+                dropped, False, reason=f"evaluation: score {opname} {threshold}"
+            )
+            self._knowledge_now(refresh=False)
+        report = {"scores": overall, "task_scores": per_task, "dropped_tasks": dropped}
+        self.report(
+            "eval",
+            "completed",
+            results=[{"format": "json", "url": self.storage.index_url, "metrics": overall}],
+        )
+        return post_process(report) if post_process is not None else report
+
+
+def _largest_group(know: Knowledge) -> int:
+    sizes = [(g.sample_num if g.deployed else -1, i) for i, g in enumerate(know.groups)]
+    return max(sizes)[1] if sizes else 0
