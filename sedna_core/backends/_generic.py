@@ -42,6 +42,8 @@ def _positional_slots(fn: Callable[..., Any]) -> int:
 
 def call_accepted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call ``fn`` with ``args`` and the ``kwargs`` its signature accepts (Sedna's parse_kwargs)."""
+    if not kwargs:  # nothing to filter: skip the signature inspection (a serving hot path)
+        return fn(*args)
     return fn(*args, **_accepted_kwargs(fn, kwargs))
 
 

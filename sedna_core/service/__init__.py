@@ -28,7 +28,7 @@ from sedna_core.service._app import (
     request_id,
 )
 from sedna_core.service._client import HttpClient, RemoteUnavailableError, Response
-from sedna_core.service._http_errors import json_error
+from sedna_core.service._http_errors import error_body, json_error
 from sedna_core.service._metrics import Counter, Gauge, Histogram, MetricsRegistry
 from sedna_core.service._runner import ServiceRunner
 from sedna_core.service._security import check_bearer, check_service_config, is_loopback
@@ -53,6 +53,7 @@ __all__ = [
     "check_bearer",
     "check_service_config",
     "create_app",
+    "error_body",
     "is_loopback",
     "json_error",
     "prepare_websocket",

@@ -38,6 +38,7 @@ class CloudReply:
 
 
 _SKIPPED = CloudReply(False, skipped=True)
+_CLOSE_TIMEOUT = 0.25  # seconds a stream's close waits for the cloud's closing handshake
 # request headers per content type, built once (aiohttp copies them into each request)
 _HEADERS = {ctype: {"Content-Type": ctype} for ctype in (wire.CONTENT_TYPE, JSON_CONTENT_TYPE)}
 
@@ -96,8 +97,10 @@ class CloudClient:
         )
 
     def _channel(self, http: HttpClient) -> Channel:
+        # a closing handshake takes a millisecond from a live cloud; a stalled one gets little
+        close_timeout = min(self.timeout, _CLOSE_TIMEOUT)
         return Channel(
-            http, self.stream_path, self._streams, close_timeout=self.timeout, log=self.log
+            http, self.stream_path, self._streams, close_timeout=close_timeout, log=self.log
         )
 
     def _thread_loop(self) -> tuple[asyncio.AbstractEventLoop, Channel]:

@@ -23,7 +23,6 @@ from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
 from sedna_core.jobs.joint_inference._cloud import CloudClient, CloudReply
 from sedna_core.jobs.joint_inference._protocol import (
     as_numeric_array,
-    backend_predict,
     check_job_name,
 )
 from sedna_core.jobs.joint_inference._stats import InferenceStats, StatsCounter
@@ -299,7 +298,7 @@ class JointInference(JobBase):
     def _edge_predict(self, step: _Edge) -> Any:
         if self.estimator is None:
             raise JobError("JointInference has no estimator to infer on the edge; pass one")
-        return backend_predict(self.estimator, step.data, step.kwargs)
+        return self.estimator.predict(step.data, **step.kwargs)
 
     # -- plans: what to do, independent of how calls are made ---------------------------------
     def _plan_one(

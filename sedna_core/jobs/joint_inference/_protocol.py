@@ -25,13 +25,11 @@ from typing import Any
 import numpy as np
 
 from sedna_core import wire
-from sedna_core.backends import GenericBackend
 from sedna_core.errors import AuthenticationError, ConfigError, RemoteError, WireFormatError
 
 __all__ = [
     "JSON_CONTENT_TYPE",
     "as_numeric_array",
-    "backend_predict",
     "check_job_name",
     "decode_result",
     "decode_stream_text",
@@ -112,18 +110,6 @@ def as_numeric_array(value: Any) -> np.ndarray | None:
     except (TypeError, ValueError):
         return None
     return arr if arr.dtype.kind in _WIRE_KINDS else None
-
-
-def backend_predict(backend: Any, data: Any, kwargs: dict[str, Any]) -> Any:
-    """``backend.predict(data, **kwargs)``.
-
-    Without keyword arguments the generic adapter's ``predict`` is skipped for the model's own:
-    the adapter inspects the model's signature on every call (to drop keyword arguments the
-    model does not take), a per-request cost with nothing to drop.
-    """
-    if not kwargs and type(backend) is GenericBackend:
-        return backend.model.predict(data)
-    return backend.predict(data, **kwargs)
 
 
 def _json_default(obj: Any) -> Any:

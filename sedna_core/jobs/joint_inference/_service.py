@@ -12,24 +12,32 @@ from typing import Any, Self
 
 import attrs
 import numpy as np
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from sedna_core import wire
 from sedna_core.clock import Clock
 from sedna_core.config import JobConfig
 from sedna_core.config.joint_inference import BigModelServiceConfig
-from sedna_core.errors import ConfigError, JobError
+from sedna_core.errors import ConfigError, JobError, WireFormatError
 from sedna_core.jobs._base import JobBase
 from sedna_core.jobs.joint_inference._protocol import (
     JSON_CONTENT_TYPE,
     as_numeric_array,
-    backend_predict,
     check_job_name,
     encode_result,
+    error_frame,
     info_path,
     predict_path,
+    stream_path,
 )
-from sedna_core.service import METRICS_KEY, ServiceRunner, create_app, json_error
+from sedna_core.service import (
+    METRICS_KEY,
+    ServiceRunner,
+    create_app,
+    error_body,
+    json_error,
+    request_id,
+)
 
 __all__ = ["BigModelService"]
 
@@ -39,10 +47,13 @@ class BigModelService(JobBase):
 
     ``POST /{job_name}/predict`` takes Sedna's JSON ``{"data": [...]}`` and answers
     ``{"result": [...]}``, or the same with sedna-core's binary tensor format
-    (``Content-Type: application/x-sedna-tensors``). ``GET /{job_name}`` lists the routes;
-    ``/healthz`` and ``/metrics`` come from the service base, with its token authentication,
-    TLS and request-size limit. Predictions run in worker threads, so the service answers health
-    checks and other clients while the model computes.
+    (``Content-Type: application/x-sedna-tensors``). ``GET /{job_name}/predict/ws`` opens a
+    predict stream: a websocket carrying the same binary requests and answers without an HTTP
+    request each (what :class:`JointInference` uses for binary calls). ``GET /{job_name}``
+    lists the routes; ``/healthz`` and ``/metrics`` come from the service base, with its token
+    authentication, TLS and request-size limit. Predictions run in worker threads (tiny ones on
+    the event loop), so the service answers health checks and other clients while the model
+    computes; stopping lets a stream's prediction in progress send its answer first.
 
     Parameters
     ----------
@@ -134,7 +145,7 @@ class BigModelService(JobBase):
         self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
     ) -> Any:
         """The big model's answer for ``data`` (what the service computes per request)."""
-        result = backend_predict(self.estimator, data, kwargs)
+        result = self.estimator.predict(data, **kwargs)
         return post_process(result) if post_process is not None else result
 
     def start(self, block: bool = True) -> Self:
@@ -220,9 +231,17 @@ class BigModelService(JobBase):
         predict_seconds = metrics.histogram(
             "sedna_ji_predict_seconds", "Time the big model spent per request"
         ).series()
-        stream_messages = metrics.counter(
+        stream_requests = metrics.counter(
             "sedna_ji_stream_requests_total", "Requests answered over predict streams", ["status"]
         )
+        by_status: dict[int, Any] = {}
+
+        def count_stream_request(status: int) -> None:
+            series = by_status.get(status)
+            if series is None:  # a handful of statuses: resolved once each
+                series = by_status[status] = stream_requests.series(status=str(status))
+            series.inc()
+
         placement = _Placement(self.service_config.inline_predict_below)
 
         async def info(request: web.Request) -> web.Response:
@@ -286,7 +305,7 @@ class BigModelService(JobBase):
         streams: dict[web.WebSocketResponse, bool] = {}  # open stream -> answering now
         stopping = asyncio.Event()
 
-        async def stream_answer(body: bytes) -> bytes | str:
+        async def stream_answer(body: bytes, rid: str) -> bytes | str:
             status = 200
             try:
                 reply: bytes | str
@@ -305,24 +324,29 @@ class BigModelService(JobBase):
                     status,
                     error_body(
                         "internal_error",
-                        f"internal server error; quote request id {request_id_now()} "
-                        "when reporting it",
+                        f"internal server error; quote request id {rid} when reporting it",
                     ),
                 )
-            stream_messages.inc(status=str(status))
+            count_stream_request(status)
             return reply
 
         async def predict_stream(request: web.Request) -> web.WebSocketResponse:
-            ws = web.WebSocketResponse(max_msg_size=self.service_config.max_request_size)
+            ws = web.WebSocketResponse(
+                max_msg_size=self.service_config.max_request_size,
+                # a blocking edge reads only during its calls: do not wait for its half of a
+                # closing handshake (it sees the close on its next call and opens a new stream)
+                timeout=_STREAM_CLOSE_SECONDS,
+                compress=False,  # tensors hardly compress; deflate would only cost time
+            )
             await ws.prepare(request)
             streams[ws] = False
             try:
                 async for msg in ws:
                     if msg.type is WSMsgType.BINARY:
                         streams[ws] = True
-                        reply = await stream_answer(msg.data)
+                        reply = await stream_answer(msg.data, request_id(request))
                     elif msg.type is WSMsgType.TEXT:
-                        stream_messages.inc(status="415")
+                        count_stream_request(415)
                         reply = error_frame(
                             415,
                             error_body(
@@ -347,15 +371,23 @@ class BigModelService(JobBase):
             finally:
                 streams.pop(ws, None)
             if not ws.closed:
-                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                if stopping.is_set():
+                    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                else:
+                    await ws.close()
             return ws
 
         async def close_streams(app: web.Application) -> None:
             # idle streams close now; a stream answering closes once its answer is sent
             stopping.set()
-            for ws, busy in list(streams.items()):
-                if not busy:
-                    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+            idle = [ws for ws, busy in streams.items() if not busy]
+            await asyncio.gather(
+                *(
+                    ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                    for ws in idle
+                ),
+                return_exceptions=True,
+            )
 
         app.on_shutdown.append(close_streams)
         app.router.add_get(info_path(name), info)
@@ -403,6 +435,9 @@ class BigModelService(JobBase):
         if self._runner is None:
             self.start(block=False)
         return self
+
+
+_STREAM_CLOSE_SECONDS = 0.25  # how long closing a predict stream waits for the edge's reply
 
 
 def _timed_inference(infer: Callable[[Any], Any], x: Any) -> tuple[Any, float]:
