@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from benchmarks.joint_inference import build_scenario
+from examples.demo.digits_cascade import build_scenario
 from sedna_core.jobs.joint_inference import BigModelService, JointInference
 
 JOB = "digits-demo"
