@@ -21,8 +21,9 @@ Hierarchy (catch the narrowest class you can handle)::
     │   └── IntegrityError           an artifact's bytes do not match its recorded sha256
     ├── ServiceError                 talking to a sedna service failed
     │   ├── ServiceUnavailableError  it could not be reached (refused, reset, timed out)
-    │   ├── RemoteError              it answered with an error (status and JSON error body kept)
-    │   └── AuthenticationError      it refused our credentials (401/403)
+    │   └── RemoteError              it answered with an error (status and JSON error body kept)
+    │       ├── RemoteUnavailableError  502/503/504 on every attempt (also ServiceUnavailable)
+    │       └── AuthenticationError  it refused our credentials (401/403)
     ├── JobError                     a job cannot proceed (e.g. a federated round failed for good)
     └── KnowledgeBaseError           the knowledge base refused or could not serve a request
         ├── IndexValidationError     a task index does not follow its JSON Schema
@@ -57,6 +58,7 @@ __all__ = [
     "PluginLoadError",
     "ProtocolError",
     "RemoteError",
+    "RemoteUnavailableError",
     "SednaError",
     "ServiceError",
     "ServiceUnavailableError",
@@ -230,6 +232,15 @@ class RemoteError(ServiceError):
         self.remote_message = remote_message
         detail = f"{error_type}: {remote_message}" if error_type else (remote_message or "")
         super().__init__(f"service answered {status}" + (f" ({detail})" if detail else ""))
+
+
+class RemoteUnavailableError(RemoteError, ServiceUnavailableError):
+    """The service answered 502/503/504 on every attempt.
+
+    Both a :class:`RemoteError` (``status`` and the JSON error body kept) and a
+    :class:`ServiceUnavailableError`, so ``except ServiceUnavailableError`` catches every
+    "cannot be served now" failure.
+    """
 
 
 class AuthenticationError(RemoteError):

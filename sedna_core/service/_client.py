@@ -15,6 +15,7 @@ from sedna_core.clock import Clock, SystemClock
 from sedna_core.errors import (
     AuthenticationError,
     RemoteError,
+    RemoteUnavailableError,
     ServiceError,
     ServiceUnavailableError,
 )
@@ -28,15 +29,6 @@ log = get_logger(__name__)
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 MAX_BACKOFF = 30.0  # seconds; caps the exponential back-off however many retries are asked for
 DEFAULT_MAX_MSG_SIZE = 64 * 1024 * 1024
-
-
-class RemoteUnavailableError(RemoteError, ServiceUnavailableError):
-    """The service answered 502/503/504 on every attempt.
-
-    Both a :class:`RemoteError` (``status`` and the JSON error body kept) and a
-    :class:`ServiceUnavailableError` (so ``except ServiceUnavailableError`` catches every
-    "cannot be served now" failure).
-    """
 
 
 @attrs.frozen
