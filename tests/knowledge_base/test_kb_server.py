@@ -102,6 +102,7 @@ def test_ll_path_traversal_is_refused(kb_server, kb_dir):
         (pickle.dumps([1, 2], protocol=2), "x.model"),
         (b"harmless bytes", "index.pkl"),
     ],
+    ids=["pickle-protocol-4", "pickle-protocol-2", "pkl-file-name"],
 )
 def test_ll_pickled_uploads_are_refused(kb_server, payload, name):
     with KnowledgeBaseClient(kb_server.url, retries=0) as client:

@@ -1,7 +1,7 @@
 """Sedna's lifelong-learning inference worker (examples/lifelong_learning/atcii/inference.py).
 
 Unchanged except for the data and one line: at the end of the input file it stops instead of
-waiting for more rows (``time.sleep(1)`` and retry), so the program ends.
+waiting for more rows (a one-second pause and retry), so the program ends.
 """
 
 import csv
