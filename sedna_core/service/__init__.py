@@ -27,6 +27,7 @@ from sedna_core.service._app import (
     public,
     request_id,
 )
+from sedna_core.service._background import BackgroundLoop
 from sedna_core.service._client import HttpClient, RemoteUnavailableError, Response
 from sedna_core.service._http_errors import error_body, json_error
 from sedna_core.service._metrics import Counter, Gauge, Histogram, MetricsRegistry
@@ -40,6 +41,7 @@ __all__ = [
     "METRICS_KEY",
     "NAME_KEY",
     "REQUEST_ID_HEADER",
+    "BackgroundLoop",
     "Counter",
     "Gauge",
     "Histogram",

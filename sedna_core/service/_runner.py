@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
-from concurrent.futures import Future
 
 from aiohttp import web
 
 from sedna_core.config import ServiceConfig
 from sedna_core.errors import ConfigError
 from sedna_core.log import get_logger
+from sedna_core.service._background import BackgroundLoop
 from sedna_core.service._security import check_service_config, server_ssl_context
 
 __all__ = ["ServiceRunner"]
@@ -56,8 +55,7 @@ class ServiceRunner:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._tls = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundLoop(f"sedna-service-{id(self):x}")
 
     # -- in the caller's event loop --------------------------------------------------------
     async def start(self) -> None:
@@ -122,52 +120,13 @@ class ServiceRunner:
 
         Raises what :meth:`start` raises (a :class:`ConfigError` for unsafe settings).
         """
-        if self._thread is not None:
+        if self._background.running:
             raise RuntimeError("this ServiceRunner already runs in the background")
-        loop = asyncio.new_event_loop()
-        started: Future[None] = Future()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-
-            async def boot() -> None:
-                try:
-                    await self.start()
-                except BaseException as exc:
-                    started.set_exception(exc)
-                    loop.stop()
-                else:
-                    started.set_result(None)
-
-            boot_task = loop.create_task(boot())
-            try:
-                loop.run_forever()
-            finally:
-                del boot_task
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        thread = threading.Thread(target=serve, name=f"sedna-service-{id(self):x}", daemon=True)
-        thread.start()
-        try:
-            started.result(timeout=_START_TIMEOUT)
-        except BaseException:
-            thread.join(timeout=5)
-            raise
-        self._loop, self._thread = loop, thread
+        self._background.start(self.start, timeout=_START_TIMEOUT)
 
     def stop_background(self) -> None:
         """Stop (gracefully) what :meth:`start_in_background` started and join its thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._loop = self._thread = None
-        try:
-            fut = asyncio.run_coroutine_threadsafe(self.stop(), loop)
-            fut.result(timeout=self.config.shutdown_timeout + 10.0)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10.0)
+        self._background.stop(self.stop, timeout=self.config.shutdown_timeout + 10.0)
 
     # -- blocking, for a process's main thread -----------------------------------------------
     def run_forever(self) -> None:

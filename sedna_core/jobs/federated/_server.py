@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import threading
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -33,7 +32,7 @@ from sedna_core.jobs.federated._rounds import FederatedResult, Round
 from sedna_core.jobs.federated._session import Session
 from sedna_core.jobs.federated._spool import SpoolDir
 from sedna_core.log import configure_logging, get_logger
-from sedna_core.service import METRICS_KEY, ServiceRunner, create_app
+from sedna_core.service import METRICS_KEY, BackgroundLoop, ServiceRunner, create_app
 
 __all__ = ["AggregationServer"]
 
@@ -188,8 +187,7 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         self._changed: asyncio.Event | None = None
         self._observers: asyncio.Event | None = None
         self._done: asyncio.Event | None = None
-        self._thread_loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundLoop("sedna-aggregation")
         #: what the job does now: starting, waiting, init, train, evaluate, aggregate, done
         self.phase = "starting"
         #: True while the job waits on the clock or on clients (tests advance a ManualClock then)
@@ -271,50 +269,15 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
 
     def start_in_background(self) -> None:
         """Serve from a daemon thread (for synchronous programs); returns once listening."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def main() -> None:
-            asyncio.set_event_loop(loop)
-
-            async def boot() -> None:
-                try:
-                    await self.astart()
-                except BaseException as exc:
-                    errors.append(exc)
-                finally:
-                    ready.set()
-
-            boot_task = loop.create_task(boot())
-            loop.run_forever()
-            del boot_task
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=main, name="sedna-aggregation", daemon=True)
-        self._thread_loop = loop
-        self._thread.start()
-        ready.wait()
-        if errors:
-            self.stop_background()
-            raise errors[0]
+        self._background.start(self.astart, timeout=60.0)
 
     def wait_background(self, timeout: float | None = None) -> FederatedResult:
         """Block until the background server's job ends."""
-        assert self._thread_loop is not None, "call start_in_background first"
-        fut = asyncio.run_coroutine_threadsafe(self.wait(), self._thread_loop)
-        return fut.result(timeout)
+        return self._background.run(self.wait(), timeout=timeout)
 
     def stop_background(self) -> None:
-        loop, thread = self._thread_loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._thread_loop = self._thread = None
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.astop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+            self._background.stop(self.astop, timeout=30.0)
 
     @property
     def port(self) -> int:
