@@ -35,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register(module_name: str, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return
-    module.register(subparsers)
+    importlib.import_module(module_name).register(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
