@@ -17,7 +17,7 @@ export OMP_NUM_THREADS = 1
 export OPENBLAS_NUM_THREADS = 1
 export MKL_NUM_THREADS = 1
 
-.PHONY: demo test bench lint wheels clean venv
+.PHONY: demo test bench lint wheels clean venv sedna-venv apidocs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ test: venv
 	$(PIP) install --quiet -r requirements/test.txt $(EDITABLE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The API reference, generated from the docstrings (Sphinx autodoc; docs/api/conf.py says why):
+# -n -W fails on any broken reference. tests/core/test_core_apidocs.py runs the same build.
+apidocs: venv
+	$(PIP) install --quiet -r requirements/test.txt $(EDITABLE)
+	$(BIN)/python -m sphinx -E -b html -n -W --keep-going -q docs/api build/apidocs
+	@echo "open build/apidocs/index.html"
+
 bench: venv
 	$(PIP) install --quiet -r requirements/bench.txt $(EDITABLE)
 	@for b in benchmarks/*.py; do m=$$(basename $$b .py); echo "== $$m"; $(BIN)/python -m benchmarks.$$m || exit 1; done
@@ -43,6 +50,13 @@ lint: venv
 wheels: venv
 	$(PIP) install --quiet build
 	@for d in . $(CORE_PLUGINS) $(CONTRIB_PLUGINS); do $(BIN)/python -m build --wheel --outdir dist $$d || exit 1; done
+
+# KubeEdge Sedna's real SDK in its own venv (it pins pydantic 1), for compatibility tests and
+# benchmarks against the real thing. SEDNA_LIB defaults to ../shared/peers/sedna-lib.
+SEDNA_PEERS ?= ../shared/peers
+sedna-venv:
+	test -x .venv-sedna/bin/python || $(PYTHON) -m venv .venv-sedna
+	.venv-sedna/bin/python -m pip install --quiet -r $(SEDNA_PEERS)/sedna-lib-requirements.txt
 
 clean:
 	rm -rf dist build *.egg-info .pytest_cache

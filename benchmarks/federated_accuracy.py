@@ -144,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     if "flower" in rows:
         summary["ours_minus_flower_points"] = round((ours[-1] - rows["flower"][-1]) * 100, 2)
     print(json.dumps(summary), flush=True)
+    from benchmarks._plots import plot_accuracy_per_round  # issue 20: the picture
+
+    plot_accuracy_per_round(
+        {**rows, "centralized": [central_acc]},
+        ROOT / "docs" / "federated_accuracy.png",
+        title=f"Federated accuracy per round ({args.clients} clients, alpha {args.alpha})",
+    )
     return 0
 
 

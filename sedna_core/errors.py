@@ -63,6 +63,7 @@ __all__ = [
     "ServiceError",
     "ServiceUnavailableError",
     "UnknownAlgorithmError",
+    "UnsafeArtifactError",
     "WireFormatError",
 ]
 
@@ -207,6 +208,15 @@ class ArtifactError(SednaError):
 
 class IntegrityError(ArtifactError):
     """An artifact's content does not match its recorded sha256 digest."""
+
+
+class UnsafeArtifactError(ArtifactError):
+    """A file is not in a format that can be verified as safe to load (a pickle, say, or bytes
+    that do not parse as the format they claim); ``accepted`` lists the formats that are."""
+
+    def __init__(self, message: str, accepted: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.accepted = accepted
 
 
 class ServiceError(SednaError):

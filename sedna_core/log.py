@@ -7,6 +7,10 @@ round, peer and request id as bound fields: ``get_logger(__name__).bind(job=...,
 :func:`log_context` binds fields for everything logged inside a block (the service base binds
 ``request_id`` this way for each request).
 
+Code that logs before anything configured logging (a library function called first) configures
+it from the environment on the first log line, so logs never reach stdout and ``LOG_LEVEL``
+holds; an application that configured structlog itself keeps its own set-up.
+
 Records from the standard :mod:`logging` module (aiohttp, sqlalchemy, ...) are rendered the same
 way when the application has not set up its own handlers on the root logger.
 """
@@ -153,6 +157,24 @@ def _configure_stdlib(
     root.setLevel(level)
 
 
+def _configure_on_first_use() -> None:
+    """Configure from the environment when sedna-core logs before any job or CLI command did
+    (``create_algorithm``, ``list_plugins``, ``set_backend``, ``fetch`` called directly):
+    structlog's own default would print to stdout and ignore ``LOG_LEVEL``. An application
+    that configured structlog itself keeps its configuration."""
+    global _configured
+    if structlog.is_configured():
+        _configured = True
+        return
+    from sedna_core.errors import ConfigError
+
+    try:
+        configure_logging()
+    except ConfigError as exc:  # a bad LOG_LEVEL must not break the call that merely logs
+        configure_logging(level="INFO", fmt="auto")
+        structlog.get_logger().warning("logging set to INFO", problem=str(exc))
+
+
 def get_logger(name: str | None = None, **fields: Any) -> Logger:
     """A structlog logger bound to ``logger=name`` and any extra ``fields``.
 
@@ -179,6 +201,8 @@ class Logger:
         return Logger({k: v for k, v in self._fields.items() if k not in keys})
 
     def _log(self, method: str, event: str | None, args: tuple[Any, ...], kw: Any) -> Any:
+        if not _configured:
+            _configure_on_first_use()
         logger = structlog.get_logger().bind(**self._fields)
         return getattr(logger, method)(event, *args, **kw)
 

@@ -134,6 +134,7 @@ async def federated_run(
     test: tuple[np.ndarray, np.ndarray],
     aggregation: Any = "FedAvg",
     local_epochs: int = LOCAL_EPOCHS,
+    transforms: Any = None,
 ) -> list[float]:
     """Server and clients in this process on 127.0.0.1; test accuracy after every round."""
     from sedna_core.config.federated import FederatedConfig
@@ -147,6 +148,7 @@ async def federated_run(
         port=0,
         initial_weights=SoftmaxRegression().get_weights(),
         job_name="digits",
+        transforms=transforms,
     )
 
     def on_round(record: dict[str, Any]) -> None:

@@ -10,9 +10,9 @@ recovery) and every deployment with both models' scores.
 
 from __future__ import annotations
 
-import tempfile
-
 import numpy as np
+
+from examples.demo import demo_workspace
 
 N, DRIFT_AT, BOOTSTRAP, WINDOW = 12_000, 6_000, 1_000, 500
 RULE = "accuracy_delta > 0.02 and paired_z > 2"
@@ -53,7 +53,7 @@ def run() -> None:
             f"wins {v['wins']:.0f} / losses {v['losses']:.0f}, paired_z {v['paired_z']:.2f})"
         )
 
-    with tempfile.TemporaryDirectory(prefix="demo-il-") as ws:
+    with demo_workspace("incremental") as ws:  # kept after the demo, for `status`
         job = IncrementalLearning(
             LogisticRegression(C=0.3),
             {"method": "Margin", "param": {"threshold": 0.75}},
@@ -86,6 +86,7 @@ def run() -> None:
                 f"{rejected['n']}, false deploys {s['false_deploys']}"
             )
             print(f"decision log: {len(job.decisions())} entries in {ws}/decisions.jsonl")
+            print(f"inspect it: sedna incremental status --workspace {ws}")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ tasks at inference.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Sequence
 
 import numpy as np
+
+from examples.demo import demo_workspace
 
 SEASONS = ("summer", "winter", "spring")
 CITIES = ("berlin", "paris", "rome")
@@ -83,7 +84,7 @@ def run() -> None:
     truly_unseen = np.array(
         [(s, c) not in TRAIN_SITES for s, c in zip(x_test["season"], x_test["city"], strict=True)]
     )
-    with tempfile.TemporaryDirectory(prefix="sedna-demo-ll-") as tmp:
+    with demo_workspace("lifelong") as tmp:  # kept after the demo
         kb = KnowledgeBaseServer(data_dir=f"{tmp}/kb", port=0)
         kb.start_in_background()
         print(f"knowledge base on {kb.url} (SQLite + artifact store in {tmp}/kb)")

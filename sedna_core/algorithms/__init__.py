@@ -3,7 +3,8 @@
 Aggregators derive from :class:`StreamingAggregation` (FedAvg family) or
 :class:`AllAtOnceAggregation` (robust strategies) rather than :class:`BaseAggregation` itself;
 their updates arrive as :class:`UpdateSource` objects (:class:`ArrayUpdate` for arrays in memory)
-described by :class:`TensorSpec`. The kinds' helpers and value types stay in their modules
+described by :class:`TensorSpec`. Update transforms (clipping, noise, compression) derive
+from :class:`BaseUpdateTransform`. The kinds' helpers and value types stay in their modules
 (``sedna_core.algorithms.aggregation``, ``.mtl``...).
 """
 
@@ -27,6 +28,7 @@ from sedna_core.algorithms.mtl import (
     BaseTaskUpdateDecision,
     BaseUnseenTaskDetector,
 )
+from sedna_core.algorithms.transform import BaseUpdateTransform, TransformContext
 
 #: kind -> (base class, registration hook name)
 KINDS: dict[str, tuple[type[Algorithm], str]] = {
@@ -43,6 +45,7 @@ KINDS: dict[str, tuple[type[Algorithm], str]] = {
     "inference_integrate": (BaseInferenceIntegrate, "sedna_register_inference_integrators"),
     "unseen_task_detection": (BaseUnseenTaskDetector, "sedna_register_unseen_task_detectors"),
     "task_update_decision": (BaseTaskUpdateDecision, "sedna_register_task_update_decisions"),
+    "update_transform": (BaseUpdateTransform, "sedna_register_update_transforms"),
 }
 
 __all__ = [
@@ -60,7 +63,9 @@ __all__ = [
     "BaseTaskRemodeling",
     "BaseTaskUpdateDecision",
     "BaseUnseenTaskDetector",
+    "BaseUpdateTransform",
     "StreamingAggregation",
     "TensorSpec",
+    "TransformContext",
     "UpdateSource",
 ]

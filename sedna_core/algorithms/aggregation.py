@@ -49,7 +49,17 @@ BLOCK_ELEMENTS = 1 << 18
 
 
 class TensorSpec(tuple[str | None, np.dtype[Any], tuple[int, ...]]):
-    """(name, dtype, shape) of one tensor of the global model; the name may be None."""
+    """(name, dtype, shape) of one tensor of the global model; the name may be None.
+
+    Parameters
+    ----------
+    name
+        The tensor's name (a layer's parameter name), or None.
+    dtype
+        Anything :class:`numpy.dtype` accepts.
+    shape
+        The tensor's shape.
+    """
 
     __slots__ = ()
 
@@ -58,27 +68,45 @@ class TensorSpec(tuple[str | None, np.dtype[Any], tuple[int, ...]]):
 
     @property
     def name(self) -> str | None:
+        """The tensor's name, or None."""
         return self[0]
 
     @property
     def dtype(self) -> np.dtype[Any]:
+        """The tensor's dtype."""
         return self[1]
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The tensor's shape."""
         return self[2]
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
+        """The number of bytes of its elements."""
         return self.size * self.dtype.itemsize
 
 
 def specs_of(weights: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[TensorSpec]:
-    """The :class:`TensorSpec` of each array (with ``names`` when given)."""
+    """The :class:`TensorSpec` of each array of ``weights`` (with ``names`` when given).
+
+    Parameters
+    ----------
+    weights
+        The arrays of a model.
+    names
+        One name per array, or None.
+
+    Returns
+    -------
+    list of TensorSpec
+        One spec per array, in order.
+    """
     if names is not None and len(names) != len(weights):
         raise ValueError(f"{len(names)} names for {len(weights)} tensors")
     return [
@@ -91,6 +119,20 @@ def check_update(
     update: Sequence[np.ndarray], reference: Sequence[TensorSpec], *, finite: bool = True
 ) -> list[np.ndarray]:
     """Check a whole update against the global model's specs; returns it as arrays.
+
+    Parameters
+    ----------
+    update
+        One client's weights: a sequence of arrays.
+    reference
+        The global model's specs (:func:`specs_of`).
+    finite
+        Also refuse NaN and infinite values.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The update's tensors as arrays, in order.
 
     Raises
     ------
@@ -133,15 +175,25 @@ def all_finite(values: np.ndarray) -> bool:
     return bool(np.isfinite(total)) or bool(np.isfinite(values).all())
 
 
-def check_num_samples(num_samples: Any) -> int:
-    """``num_samples`` as a positive int, else :class:`InvalidUpdateError`."""
+def check_num_samples(num_samples: Any, maximum: int = (1 << 53) - 1) -> int:
+    """``num_samples`` as an int in ``[1, maximum]``, else :class:`InvalidUpdateError`.
+
+    The aggregation server passes its ``max_num_samples`` bound: one client claiming an
+    absurd count would otherwise own the weighted average.
+    """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer):
         raise InvalidUpdateError(
             "num_samples", f"num_samples must be an integer, got {type(num_samples).__name__}"
         )
-    if not 0 < int(num_samples) < (1 << 53):
+    if int(num_samples) <= 0:
         raise InvalidUpdateError(
             "num_samples", f"num_samples must be a positive integer, got {num_samples}"
+        )
+    if int(num_samples) > maximum:
+        raise InvalidUpdateError(
+            "num_samples",
+            f"num_samples {num_samples} is above the server's limit {maximum} "
+            "(max_num_samples, AGG_MAX_NUM_SAMPLES)",
         )
     return int(num_samples)
 
@@ -150,33 +202,71 @@ def check_num_samples(num_samples: Any) -> int:
 class UpdateSource(Protocol):
     """One client's complete, validated update, readable piece by piece.
 
-    ``read(index, start, stop, out)`` returns elements ``[start, stop)`` of tensor ``index``
-    flattened in C order: a view where the source holds arrays, else the elements written
-    into ``out`` (a 1-D array of the tensor's dtype and ``stop - start`` elements) when given.
+    ``num_samples`` is the number of samples the client trained on.
     """
 
     num_samples: int
 
     def read(
         self, index: int, start: int, stop: int, out: np.ndarray | None = None
-    ) -> np.ndarray: ...
+    ) -> np.ndarray:
+        """Elements ``[start, stop)`` of tensor ``index``, flattened in C order.
+
+        Parameters
+        ----------
+        index
+            The tensor's position in the model.
+        start, stop
+            The element range.
+        out
+            A 1-D array of the tensor's dtype and ``stop - start`` elements that a source
+            which does not hold arrays writes into.
+
+        Returns
+        -------
+        numpy.ndarray
+            A view where the source holds arrays, else ``out`` filled.
+        """
+        ...
 
 
 class ArrayUpdate:
-    """An :class:`UpdateSource` over arrays in memory."""
+    """An :class:`UpdateSource` over arrays in memory.
+
+    Parameters
+    ----------
+    weights
+        The client's arrays (made C-contiguous, not copied when they already are).
+    num_samples
+        The number of samples the client trained on.
+    """
 
     def __init__(self, weights: Sequence[np.ndarray], num_samples: int) -> None:
         self.weights = [np.ascontiguousarray(w) for w in weights]
         self.num_samples = num_samples
 
     def read(self, index: int, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """A view of elements ``[start, stop)`` of tensor ``index`` (``out`` is not needed)."""
         return self.weights[index].reshape(-1)[start:stop]
 
 
 def iter_blocks(
     specs: Sequence[TensorSpec], block: int = BLOCK_ELEMENTS
 ) -> Iterator[tuple[int, int, int]]:
-    """``(tensor index, start, stop)`` element ranges covering every tensor in blocks."""
+    """Element ranges covering every tensor of ``specs`` in blocks of at most ``block``.
+
+    Parameters
+    ----------
+    specs
+        The global model's specs.
+    block
+        The most elements per range.
+
+    Returns
+    -------
+    Iterator of tuple
+        ``(tensor index, start, stop)`` in model order.
+    """
     for index, spec in enumerate(specs):
         size = spec.size
         for start in range(0, size, block):
@@ -192,8 +282,20 @@ def read_block(
 ) -> np.ndarray:
     """Elements ``[start, stop)`` of tensor ``index`` of every update, stacked as rows of ``out``.
 
-    ``out`` has at least ``len(updates)`` rows and ``stop - start`` columns; returns the
-    filled ``(len(updates), stop - start)`` view.
+    Parameters
+    ----------
+    updates
+        The round's update sources.
+    index, start, stop
+        The tensor and the element range (from :func:`iter_blocks`).
+    out
+        A 2-D array of the tensor's dtype with at least ``len(updates)`` rows and
+        ``stop - start`` columns.
+
+    Returns
+    -------
+    numpy.ndarray
+        The filled ``(len(updates), stop - start)`` view of ``out``.
     """
     rows = out[: len(updates), : stop - start]
     for k, source in enumerate(updates):
@@ -220,35 +322,79 @@ class BaseAggregation(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def begin_round(self, global_weights: Sequence[np.ndarray]) -> None:
-        """Start a round from the current global weights (not modified, not copied)."""
+        """Start a round from ``global_weights``, the current model (not modified, not copied).
+
+        Parameters
+        ----------
+        global_weights
+            The global model's arrays.
+        """
 
     @abc.abstractmethod
     def accumulate(self, update: Sequence[np.ndarray], num_samples: int) -> None:
-        """Add one client's weights, trained on ``num_samples`` samples."""
+        """Add one client's weights.
+
+        Parameters
+        ----------
+        update
+            The client's arrays, shaped like the global weights (never modified).
+        num_samples
+            The number of samples it trained on.
+        """
 
     @abc.abstractmethod
     def add_update(self, source: UpdateSource) -> None:
-        """Add one client's update as a source, readable until :meth:`finish` returns."""
+        """Add one client's update as a source.
+
+        Parameters
+        ----------
+        source
+            The update, readable until :meth:`finish` returns.
+        """
 
     @abc.abstractmethod
     def finish(self) -> list[np.ndarray]:
-        """Close the round and return the new global weights (the old ones if none came)."""
+        """Close the round.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            The new global weights (the old ones if no update came).
+        """
 
     @property
     def num_updates(self) -> int:
-        """Updates added in the current round."""
+        """The number of updates added in the current round."""
         return 0
 
     def client_config(self) -> dict[str, Any]:
-        """Settings sent to clients with every training round (FedProx's ``proximal_mu``)."""
+        """The settings sent to clients with every training round (FedProx's ``proximal_mu``).
+
+        Returns
+        -------
+        dict
+            Keyword arguments for the clients' ``train``; empty by default.
+        """
         return {}
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Server-side state to checkpoint (empty for stateless strategies)."""
+        """The server-side state to checkpoint (empty for stateless strategies).
+
+        Returns
+        -------
+        dict
+            Name -> array (momentum, optimiser moments...).
+        """
         return {}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        Parameters
+        ----------
+        state
+            A :meth:`state_dict` output.
+        """
         if state:
             raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
 
@@ -257,25 +403,36 @@ class BaseAggregation(Algorithm, abc.ABC):
         global_weights: Sequence[np.ndarray],
         updates: Iterable[tuple[Sequence[np.ndarray], int]],
     ) -> list[np.ndarray]:
-        """One whole round: ``updates`` are ``(weights, num_samples)`` pairs."""
+        """One whole round.
+
+        Parameters
+        ----------
+        global_weights
+            The current global model.
+        updates
+            ``(weights, num_samples)`` pairs, one per client.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            The new global weights.
+        """
         self.begin_round(global_weights)
         for weights, num_samples in updates:
             self.accumulate(weights, num_samples)
         return self.finish()
 
-    @classmethod
-    def _conformance_examples(cls) -> list[dict[str, Any]]:
-        """Constructor keyword sets the conformance checks build instances from."""
-        return [{}]
-
 
 class StreamingAggregation(BaseAggregation):
     """Folds each update into one model's worth of accumulators as its chunks arrive.
 
-    The accumulators hold the sample-weighted sum (float32 for float32 and float16 models,
-    float64 for float64 and integer tensors). :meth:`finish` divides by the total sample count
-    and hands the average to :meth:`server_update`, which FedAvg returns as is and server
-    optimisers (FedAvgM, FedAdam...) turn into a step from the global weights.
+    The accumulators hold the sample-weighted sum in float64 (complex128 for complex
+    tensors) whatever the model's dtype: finite inputs can then never overflow the sum (a
+    float32 value near its maximum times 2**53 samples is still far inside float64's range),
+    and the result is cast back to the model's dtype at the end. :meth:`finish` divides by
+    the total sample count and hands the average to :meth:`server_update`, which FedAvg
+    returns as is and server optimisers (FedAvgM, FedAdam...) turn into a step from the
+    global weights.
     """
 
     needs_all_updates: ClassVar[bool] = False
@@ -306,14 +463,30 @@ class StreamingAggregation(BaseAggregation):
         return self._count + len(self._sources)
 
     def begin_update(self, num_samples: int) -> None:
-        """Start folding in one update of ``num_samples`` samples."""
+        """Start folding in one update.
+
+        Parameters
+        ----------
+        num_samples
+            The number of samples the client trained on (its weight in the average).
+        """
         self._require_round()
         if self._weight is not None:
             raise RuntimeError("begin_update called twice without end_update")
         self._weight = check_num_samples(num_samples)
 
     def accumulate_chunk(self, index: int, offset: int, values: np.ndarray) -> None:
-        """Add elements ``[offset, offset + len(values))`` of tensor ``index`` of the update."""
+        """Add a chunk of the update begun by :meth:`begin_update`.
+
+        Parameters
+        ----------
+        index
+            The tensor's position in the model.
+        offset
+            The chunk's first element in the flattened tensor.
+        values
+            Elements ``[offset, offset + len(values))``, flattened in C order.
+        """
         if self._weight is None:
             raise RuntimeError("accumulate_chunk called outside begin_update/end_update")
         target = self._flat[index][offset : offset + values.size]
@@ -362,9 +535,20 @@ class StreamingAggregation(BaseAggregation):
     def server_update(
         self, global_weights: Sequence[np.ndarray], average: list[np.ndarray]
     ) -> list[np.ndarray]:
-        """The new global weights from the old ones and the sample-weighted ``average``.
+        """The new global weights from the old ones and this round's average.
 
-        ``average`` may be modified and returned (it is this round's scratch).
+        Parameters
+        ----------
+        global_weights
+            The global model before the round.
+        average
+            The sample-weighted average of the updates; it may be modified and returned (it
+            is this round's scratch).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            The new global weights (FedAvg: ``average`` itself).
         """
         return average
 
@@ -383,13 +567,17 @@ class StreamingAggregation(BaseAggregation):
         weights = [check_num_samples(s.num_samples) for s in sources]
         for index, start, stop in iter_blocks(self._specs):
             spec = self._specs[index]
-            buf = buffers.get(spec.dtype)
-            if buf is None:
-                buf = buffers[spec.dtype] = np.empty(BLOCK_ELEMENTS, dtype=spec.dtype)
             target = self._flat[index][start:stop]
-            out = buf[: stop - start]
+            out = _buffer(buffers, spec.dtype, stop - start)
+            wide = None
+            if target.dtype != spec.dtype:
+                wide = _buffer(buffers, target.dtype, stop - start)
             for source, weight in zip(sources, weights, strict=True):
-                _axpy(target, source.read(index, start, stop, out), weight)
+                values = source.read(index, start, stop, out)
+                if wide is not None:  # widen in cache, then one fused BLAS axpy
+                    np.copyto(wide, values, casting="unsafe")
+                    values = wide
+                _axpy(target, values, weight)
         self._total += sum(weights)
         self._count += len(sources)
 
@@ -445,7 +633,23 @@ class AllAtOnceAggregation(BaseAggregation):
         specs: Sequence[TensorSpec],
         updates: Sequence[UpdateSource],
     ) -> list[np.ndarray]:
-        """The new global weights from every update of the round (at least one)."""
+        """The new global weights from every update of the round.
+
+        Parameters
+        ----------
+        global_weights
+            The global model before the round.
+        specs
+            The :class:`TensorSpec` of each tensor of the global model.
+        updates
+            The round's updates (at least one), read block by block with
+            :func:`iter_blocks` and :func:`read_block`.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One array per tensor, shaped like the global weights (cast to their dtypes).
+        """
 
     def _require_round(self) -> list[TensorSpec]:
         if self._global is None:
@@ -457,9 +661,16 @@ class AllAtOnceAggregation(BaseAggregation):
 
 
 def _acc_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    if dtype.kind in "fc":
-        return np.result_type(dtype, np.float32)
-    return np.dtype(np.float64)
+    # float64 for every real dtype: no accepted (finite) input can overflow the weighted sum
+    return np.dtype(np.complex128) if dtype.kind == "c" else np.dtype(np.float64)
+
+
+def _buffer(buffers: dict[np.dtype[Any], np.ndarray], dtype: np.dtype[Any], n: int) -> np.ndarray:
+    """A reused 1-D scratch block of ``dtype`` with ``n`` elements."""
+    buf = buffers.get(dtype)
+    if buf is None:
+        buf = buffers[dtype] = np.empty(BLOCK_ELEMENTS, dtype=dtype)
+    return buf[:n]
 
 
 def _cast_like(result: np.ndarray, reference: np.ndarray) -> np.ndarray:

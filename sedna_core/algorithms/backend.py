@@ -36,7 +36,7 @@ def is_factory(obj: Any) -> bool:
 
 
 def mro_names(obj: Any) -> set[str]:
-    """``module.Class`` names of every class ``obj`` is (or, for a class, inherits from).
+    """The ``module.Class`` names of every class ``obj`` is (or, for a class, inherits from).
 
     Lets detection hooks recognise a framework's types without importing the framework.
     """
@@ -53,7 +53,7 @@ class BaseBackend(Algorithm, abc.ABC):
     tuple; ``predict`` takes ``x``.
 
     Subclasses take ``estimator`` as their first constructor parameter, call
-    ``super().__init__(estimator)``, and implement :meth:`_check_model` to reject objects of
+    ``super().__init__(estimator)``, and implement ``_check_model`` to reject objects of
     the wrong framework. :attr:`model` materialises a factory on first access.
     """
 
@@ -64,6 +64,10 @@ class BaseBackend(Algorithm, abc.ABC):
     model_suffix: ClassVar[str] = ""
     #: whether ``train`` honours ``proximal_mu`` (FedProx's proximal term)
     supports_proximal_term: ClassVar[bool] = False
+    #: whether the framework picks its file format by the suffix and refuses files without
+    #: :attr:`model_suffix` (Keras 3, XGBoost): a user's own class saving through it then gets
+    #: a path with that suffix when the job's path has none
+    suffix_required: ClassVar[bool] = False
 
     def __init__(self, estimator: Any = None) -> None:
         if estimator is not None and not is_factory(estimator):
@@ -111,7 +115,12 @@ class BaseBackend(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def train(self, train_data: Any, valid_data: Any = None, **kwargs: Any) -> Any:
-        """Fit the model; returns what the framework reports (a history dict where it has one).
+        """Fit the model on ``train_data`` (validating on ``valid_data`` where supported).
+
+        ``train_data`` and ``valid_data`` are :class:`~sedna_core.datasources.BaseDataSource`
+        objects (with ``x`` and ``y``) or ``(x, y)`` tuples; ``kwargs`` are the framework's
+        training options (epochs, batch size...). Returns what the framework reports: a history
+        dict where it has one.
 
         Backends that support FedProx (:attr:`supports_proximal_term`) accept
         ``proximal_mu: float = 0.0``; the others raise :class:`BackendError` for ``mu > 0``.
@@ -119,21 +128,69 @@ class BaseBackend(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def predict(self, data: Any, **kwargs: Any) -> Any:
-        """Predictions for ``data`` (``x``, or a datasource whose ``x`` is used)."""
+        """The model's predictions for ``data``: one per sample.
+
+        Parameters
+        ----------
+        data
+            ``x``, or a datasource whose ``x`` is used.
+        **kwargs
+            Framework options.
+        """
 
     def predict_proba(self, data: Any, **kwargs: Any) -> np.ndarray:
-        """Class probabilities, where the framework has them."""
+        """The class probabilities of ``data``'s samples, where the framework has them.
+
+        Parameters
+        ----------
+        data
+            ``x``, or a datasource whose ``x`` is used.
+        **kwargs
+            Framework options.
+
+        Returns
+        -------
+        numpy.ndarray
+            One row of class probabilities per sample.
+
+        Raises
+        ------
+        BackendError
+            The framework has no probabilities (the default).
+        """
         raise BackendError(f"{type(self).__name__} ({self.framework}) has no predict_proba")
 
     @abc.abstractmethod
     def evaluate(
         self, data: Any, metrics: Sequence[Any] | Mapping[str, Any] | None = None, **kwargs: Any
     ) -> dict[str, float]:
-        """Scores of the model on ``data`` (scikit-learn metric names or callables)."""
+        """The model's scores on ``data``.
+
+        Parameters
+        ----------
+        data
+            A datasource or an ``(x, y)`` tuple.
+        metrics
+            scikit-learn metric names or callables (a list, or a name -> metric mapping); the
+            backend's defaults when None.
+        **kwargs
+            Framework options.
+
+        Returns
+        -------
+        dict
+            Metric name -> value.
+        """
 
     @abc.abstractmethod
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the model to ``path`` (a file, or a folder) in a safe format; returns the file."""
+        """Write the model to ``path`` (a file, or a folder) in a safe format (never a pickle).
+
+        Returns
+        -------
+        str
+            The file written (``path``, or ``path/<default_model_file>`` for a folder).
+        """
 
     @abc.abstractmethod
     def load(self, path: str | os.PathLike[str]) -> None:
@@ -147,11 +204,31 @@ class BaseBackend(Algorithm, abc.ABC):
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Replace the model's parameters with ``weights`` (same order as :meth:`get_weights`)."""
 
+    # -- federated learning (a client calls these; the defaults suit fixed-shape networks) ---
+
+    def federated_labels(self, train_data: Any) -> list[Any] | None:
+        """The labels this client announces when it joins a federated job, or ``None``.
+
+        Models whose output layout depends on the labels seen (scikit-learn classifiers) return
+        the distinct labels of ``train_data``; the server fixes the union before round 1 so
+        that every client's weights mean the same classes.
+        """
+        return None
+
+    def prepare_federated(self, train_data: Any, classes: Sequence[Any] | None = None) -> None:
+        """Get ready for a federated job, before it joins and whenever the job's classes come.
+
+        Raises :class:`BackendError`, naming what works, when the model cannot continue local
+        training from global weights (then rounds would not learn). ``train_data`` is the
+        client's local data; ``classes`` is the job's label set (declared by the user or fixed
+        by the server), ``None`` when not known yet.
+        """
+
     # -- helpers for subclasses -------------------------------------------------------------
 
     @property
     def default_model_file(self) -> str:
-        """File name used when ``save``/``load`` get a folder."""
+        """The file name used when ``save``/``load`` get a folder."""
         return f"model{self.model_suffix}"
 
     def _model_file(self, path: str | os.PathLike[str]) -> Path:
@@ -189,6 +266,13 @@ class BaseBackend(Algorithm, abc.ABC):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    @classmethod
+    def framework_context(cls) -> contextlib.AbstractContextManager[None]:
+        """What ``BACKEND_TYPE`` naming this backend sets up around a user's own estimator
+        class (one that drives the framework itself, as every Sedna example does): the
+        device scope, for instance. Nothing by default."""
+        return contextlib.nullcontext()
 
     def _reject_proximal(self, proximal_mu: float) -> None:
         if proximal_mu:

@@ -22,9 +22,17 @@ class BaseHardExampleMiner(Algorithm, abc.ABC):
 
     A result the miner cannot judge (empty, malformed, NaN, out of range) is *not* hard, as in
     Sedna, unless the miner documents otherwise; miners never raise on bad results.
+
+    A miner that judges class probabilities sets ``needs_probabilities = True``: a job then
+    feeds it the edge model's probabilities (``predict_proba``) when ``predict`` gives labels.
+    A miner whose threshold can be calibrated (``JointInference.calibrate``) also has
+    ``hardness(results)`` (per sample, higher is harder, NaN where it cannot judge) and
+    ``at_hardness(cut)`` (a copy that is hard exactly where ``hardness > cut``).
     """
 
     kind: ClassVar[str] = "hard_example_mining"
+    #: whether the miner judges class-probability vectors (see above)
+    needs_probabilities: ClassVar[bool] = False
 
     def __call__(self, infer_result: Any) -> bool:
         return bool(self.mine([infer_result])[0])

@@ -80,7 +80,7 @@ def _as_array(x: Any) -> np.ndarray:
 
 
 def n_rows(x: Any) -> int:
-    """Number of samples in ``x``."""
+    """The number of samples in ``x``."""
     if _is_frame(x):
         return len(x)
     if isinstance(x, Mapping):
@@ -129,7 +129,7 @@ def column_values(x: Any, column: Column) -> np.ndarray:
 
 
 def drop_columns(x: Any, columns: Sequence[Column]) -> Any:
-    """``x`` without ``columns`` (absent ones are ignored); never modifies ``x``."""
+    """The table ``x`` without ``columns`` (absent ones are ignored); never modifies ``x``."""
     present = [c for c in columns if has_column(x, c)]
     if not present:
         return x
@@ -146,7 +146,7 @@ def drop_columns(x: Any, columns: Sequence[Column]) -> Any:
 
 
 def feature_matrix(x: Any, exclude: Sequence[Column] = ()) -> np.ndarray:
-    """Numeric features of ``x`` as a float 2-D array (rows x features), without ``exclude``.
+    """The numeric features of ``x`` as a float 2-D array (rows x features), without ``exclude``.
 
     Mapping columns are stacked in their order (a 2-D column contributes all its columns);
     a structured array's fields likewise. Non-numeric features raise ``ValueError``.
@@ -185,7 +185,23 @@ def array_to_json(a: Any) -> dict[str, Any]:
 
 
 def array_from_json(doc: Mapping[str, Any]) -> np.ndarray:
-    """Inverse of :func:`array_to_json`; refuses non-numeric dtypes and size mismatches."""
+    """The array a :func:`array_to_json` document describes.
+
+    Parameters
+    ----------
+    doc
+        ``{"dtype", "shape", "data"}`` as :func:`array_to_json` writes it.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array (never a view of the document's bytes).
+
+    Raises
+    ------
+    ValueError
+        A malformed document, a non-numeric dtype, or data that does not match the shape.
+    """
     try:
         dtype = np.dtype(doc["dtype"])
         shape = tuple(int(s) for s in doc["shape"])
@@ -206,7 +222,8 @@ def array_from_json(doc: Mapping[str, Any]) -> np.ndarray:
 class Task:
     """One task: a name (``entry``), its id, the attributes that define it, and its training rows.
 
-    ``rows`` are positions in the data given to the definition (not stored in the index);
+    ``task_id`` is unique among the knowledge base's tasks; ``rows`` are positions in the data
+    given to the definition (not stored in the index) and ``sample_num`` their count;
     ``meta_attr`` must be JSON-compatible (it goes to the knowledge base).
     """
 
@@ -219,13 +236,17 @@ class Task:
 
 @dataclass
 class TaskGroup:
-    """Related tasks sharing one model (by default one task per group, as in Sedna)."""
+    """Related tasks sharing one model (by default one task per group, as in Sedna).
+
+    ``entry`` names the group (and its model); ``tasks`` are its members.
+    """
 
     entry: str
     tasks: list[Task]
 
     @property
     def task_ids(self) -> list[int]:
+        """The ids of the group's tasks, in order."""
         return [t.task_id for t in self.tasks]
 
 
@@ -245,7 +266,12 @@ class TaskDefinitionResult:
 
 @dataclass
 class TaskResult:
-    """The result of one task's model on its rows (``rows`` index the inference batch)."""
+    """The result of one task's model on its rows.
+
+    ``entry`` and ``task_id`` name the task (or group), ``rows`` index the inference batch,
+    ``result`` is the model's output on those rows, and ``is_unseen`` marks rows of an unseen
+    task answered by a fallback model.
+    """
 
     entry: str
     task_id: int
@@ -310,7 +336,13 @@ class BaseTaskDefinition(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def fit(self, x: Any, y: np.ndarray | None = None) -> TaskDefinitionResult:
-        """Define tasks on the table ``x`` (labels ``y`` where the rule needs them)."""
+        """Define tasks on the table ``x`` (labels ``y`` where the rule needs them).
+
+        Returns
+        -------
+        TaskDefinitionResult
+            The tasks, each training row's task, a fitted allocator and the attribute columns.
+        """
 
 
 class BaseTaskAllocation(_Stateful, Algorithm, abc.ABC):
@@ -327,11 +359,32 @@ class BaseTaskAllocation(_Stateful, Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def fit(self, x: Any, task_ids: np.ndarray, tasks: Sequence[Task]) -> Self:
-        """Learn to allocate samples to ``tasks`` (``task_ids[i]`` is row ``i``'s task)."""
+        """Learn to allocate samples to ``tasks``.
+
+        Parameters
+        ----------
+        x
+            The training samples (features or the table, as :attr:`input` says).
+        task_ids
+            ``task_ids[i]`` is row ``i``'s task.
+        tasks
+            The known tasks.
+
+        Returns
+        -------
+        Self
+            This allocator, fitted.
+        """
 
     @abc.abstractmethod
     def allocate(self, x: Any) -> np.ndarray:
-        """Task id per sample (an int array of ``n_rows(x)``; :data:`UNSEEN` where none fits)."""
+        """The task id of each sample of ``x``.
+
+        Returns
+        -------
+        numpy.ndarray
+            An int array of ``n_rows(x)``; :data:`UNSEEN` where no known task fits.
+        """
 
 
 class BaseTaskRelationDiscover(Algorithm, abc.ABC):
@@ -341,7 +394,13 @@ class BaseTaskRelationDiscover(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def discover(self, tasks: Sequence[Task]) -> list[TaskGroup]:
-        """Task groups covering every task exactly once."""
+        """Group related ``tasks``.
+
+        Returns
+        -------
+        list of TaskGroup
+            Groups covering every task exactly once.
+        """
 
 
 class BaseTaskRemodeling(Algorithm, abc.ABC):
@@ -351,7 +410,13 @@ class BaseTaskRemodeling(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def remodel(self, task_ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """``(task id, row positions)`` per distinct task, covering every row exactly once."""
+        """Split a batch by each row's task id in ``task_ids``.
+
+        Returns
+        -------
+        list of tuple
+            ``(task id, row positions)`` per distinct task, covering every row exactly once.
+        """
 
 
 class BaseInferenceIntegrate(Algorithm, abc.ABC):
@@ -361,7 +426,20 @@ class BaseInferenceIntegrate(Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def integrate(self, results: Sequence[TaskResult], n_samples: int) -> np.ndarray:
-        """One result per input sample, in input order; never drops a sample silently."""
+        """Merge per-task ``results`` back into input order.
+
+        Parameters
+        ----------
+        results
+            One :class:`TaskResult` per task (its rows of the batch and its model's output).
+        n_samples
+            The batch's number of samples.
+
+        Returns
+        -------
+        numpy.ndarray
+            One result per input sample, in input order; never drops a sample silently.
+        """
 
 
 class BaseUnseenTaskDetector(_Stateful, Algorithm, abc.ABC):
@@ -382,14 +460,31 @@ class BaseUnseenTaskDetector(_Stateful, Algorithm, abc.ABC):
 
     @abc.abstractmethod
     def fit(self, data: DetectionData, tasks: Sequence[Task]) -> Self:
-        """Learn what the known ``tasks`` look like (``data.task_ids`` are the true tasks)."""
+        """Learn what the known ``tasks`` look like from ``data`` (its ``task_ids`` are true).
+
+        Returns
+        -------
+        Self
+            This detector, fitted.
+        """
 
     @abc.abstractmethod
     def score(self, data: DetectionData) -> np.ndarray:
-        """A float per sample; higher means more likely unseen."""
+        """A float per sample of ``data``; higher means more likely unseen."""
 
     def calibrate(self, data: DetectionData) -> float:
-        """Choose ``threshold_`` from seen validation samples: their ``1 - target_fpr`` quantile."""
+        """Choose ``threshold_`` from seen validation samples: their ``1 - target_fpr`` quantile.
+
+        Parameters
+        ----------
+        data
+            Validation samples of known tasks (split from the training side).
+
+        Returns
+        -------
+        float
+            The threshold set (infinite when no score is finite).
+        """
         scores = np.asarray(self.score(data), dtype=float)
         scores = scores[np.isfinite(scores)]
         if scores.size == 0:
@@ -400,7 +495,7 @@ class BaseUnseenTaskDetector(_Stateful, Algorithm, abc.ABC):
         return self.threshold_
 
     def detect(self, data: DetectionData) -> np.ndarray:
-        """``True`` where a sample belongs to no known task."""
+        """Whether each sample of ``data`` belongs to no known task (``score > threshold_``)."""
         if self.threshold_ is None:
             raise InvalidParameterError(
                 f"{type(self).__name__} has no threshold: call fit() and calibrate() first",
@@ -438,6 +533,6 @@ class BaseTaskUpdateDecision(Algorithm, abc.ABC):
 
 
 def task_key(values: Sequence[Hashable]) -> str:
-    """Sedna's task name for attribute values: each ``str(value)`` without spaces and with
-    ``_`` replaced by ``-``, joined with ``_``."""
+    """The task name Sedna gives attribute ``values``: each ``str(value)`` without spaces and
+    with ``_`` replaced by ``-``, joined with ``_``."""
     return "_".join(str(v).replace("_", "-").replace(" ", "") for v in values)

@@ -26,7 +26,7 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,41 @@ class ArtifactStore:
             fsync_dir(self._artifacts / name)
         log.info("artifact deleted", artifact=name, versions=doomed)
         return doomed
+
+    def sweep(self, keep: Callable[[str, str], bool]) -> dict[str, int]:
+        """Remove what a crash left behind: versions ``keep(name, version)`` rejects (stored but
+        never recorded by the caller's source of truth), half-written version folders (no
+        ``meta.json``) and abandoned temporary files. Returns counts per kind.
+
+        Call it only while no other writer uses the store (the knowledge base holds an
+        exclusive lock that every upload shares).
+        """
+        counts = {"versions": 0, "incomplete": 0, "temporary": 0}
+        for ndir in sorted(self._artifacts.iterdir()):
+            if not (ndir.is_dir() and _NAME.fullmatch(ndir.name)):
+                continue
+            for vdir in sorted(ndir.iterdir()):
+                if not vdir.name.isdigit():
+                    continue
+                if not (vdir / _META).is_file():
+                    shutil.rmtree(vdir, ignore_errors=True)
+                    counts["incomplete"] += 1
+                elif not keep(ndir.name, vdir.name):
+                    self.delete(ndir.name, vdir.name)
+                    counts["versions"] += 1
+        for leftover in self._tmp.iterdir():
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+            counts["temporary"] += 1
+        referenced = {info.sha256 for name in self.names() for info in self.versions(name)}
+        for blob in self._blobs.glob("*/*"):
+            # new content published by an upload that died before linking its version
+            if blob.is_file() and blob.name not in referenced:
+                blob.unlink(missing_ok=True)
+                counts["temporary"] += 1
+        return counts
 
     # -- reading -------------------------------------------------------------------------
 

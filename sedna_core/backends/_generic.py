@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
 import os
@@ -15,8 +16,11 @@ from sedna_core.algorithms.backend import BaseBackend, is_factory
 from sedna_core.backends._metrics import compute_metrics, infer_task
 from sedna_core.datasources import as_xy
 from sedna_core.errors import BackendError
+from sedna_core.log import get_logger
 
 __all__ = ["GenericBackend", "call_accepted"]
+
+log = get_logger(__name__)
 
 
 def _accepted_kwargs(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,8 +69,15 @@ class GenericBackend(BaseBackend):
     framework: ClassVar[str] = "custom"
     supports_proximal_term: ClassVar[bool] = True  # when the estimator's train takes it
 
-    def __init__(self, estimator: Any = None) -> None:
+    def __init__(self, estimator: Any = None, *, context: type[BaseBackend] | None = None) -> None:
+        """``context``: the backend ``BACKEND_TYPE`` named for this (user's own) estimator. Its
+        framework context (devices) surrounds every call, and where that framework picks its
+        format by the file suffix, a model path without one gets it (Sedna's backends wrapped
+        user classes the same way: the backend type only set up the framework)."""
         super().__init__(estimator)
+        self.context = context
+        if context is not None and context.suffix_required:
+            self.model_suffix = context.model_suffix  # type: ignore[misc]
 
     @classmethod
     def _conformance_examples(cls) -> list[dict[str, Any]]:
@@ -117,9 +128,10 @@ class GenericBackend(BaseBackend):
             kwargs["proximal_mu"] = proximal_mu
         if fn is not own:
             x, y = as_xy(train_data)
-            return (
-                call_accepted(fn, x, **kwargs) if y is None else call_accepted(fn, x, y, **kwargs)
-            )
+            with self._framework():
+                if y is None:
+                    return call_accepted(fn, x, **kwargs)
+                return call_accepted(fn, x, y, **kwargs)
         args: list[Any] = [train_data]
         if valid_data is not None:
             if _positional_slots(fn) >= 2:
@@ -130,10 +142,19 @@ class GenericBackend(BaseBackend):
                 raise BackendError(
                     f"{type(model).__qualname__}.{fn.__name__} takes no validation data"
                 )
-        return call_accepted(fn, *args, **kwargs)
+        with self._framework():
+            return call_accepted(fn, *args, **kwargs)
+
+    def _framework(self) -> contextlib.AbstractContextManager[None]:
+        if self.context is None:
+            return contextlib.nullcontext()
+        return self.context.framework_context()
 
     def predict(self, data: Any, **kwargs: Any) -> Any:
-        return call_accepted(self.model.predict, data, **kwargs)
+        if self.context is None:  # the serving hot path: no context to enter
+            return call_accepted(self.model.predict, data, **kwargs)
+        with self._framework():
+            return call_accepted(self.model.predict, data, **kwargs)
 
     def predict_proba(self, data: Any, **kwargs: Any) -> np.ndarray:
         fn = getattr(self.model, "predict_proba", None)
@@ -151,7 +172,8 @@ class GenericBackend(BaseBackend):
         if callable(own) and (metrics is None or takes_metrics):
             if metrics is not None:
                 kwargs["metrics"] = metrics
-            return _as_scores(call_accepted(own, data, **kwargs))
+            with self._framework():
+                return _as_scores(call_accepted(own, data, **kwargs))
         x, y = as_xy(data)
         task = infer_task(y) if y is not None else "classification"
         proba = None
@@ -160,10 +182,16 @@ class GenericBackend(BaseBackend):
         return compute_metrics(y, self.predict(x), proba=proba, metrics=metrics, task=task)
 
     def _model_file(self, path: str | os.PathLike[str]) -> Path:
-        """The estimator picks its own format, so only a real folder (or ``.../``) is one."""
+        """The estimator picks its own format, so only a real folder (or ``.../``) is one.
+
+        Under a ``BACKEND_TYPE`` whose framework needs a suffix (Keras 3 refuses to save
+        ``MODEL_URL/MODEL_NAME`` without ``.keras``), a file path without one gets it.
+        """
         p = Path(path)
         if p.is_dir() or str(path).endswith((os.sep, "/")):
             return p / self.default_model_file
+        if self.model_suffix and not p.suffix:
+            return p.with_name(p.name + self.model_suffix)
         return p
 
     def save(self, path: str | os.PathLike[str]) -> str:
@@ -171,22 +199,31 @@ class GenericBackend(BaseBackend):
         if not callable(fn):
             raise BackendError(f"{type(self.model).__qualname__} has no save(model_path)")
         target = self._model_file(path)
+        if target != Path(path):
+            log.info("model path has no file name or extension: saving here", path=str(target))
         target.parent.mkdir(parents=True, exist_ok=True)
-        written = fn(str(target))
+        with self._framework():
+            written = fn(str(target))
         # Sedna's estimators may pick their own suffix and say so by returning the path
         return str(written) if isinstance(written, str | os.PathLike) else str(target)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         fn = getattr(self.model, "load", None)
         if not callable(fn):
-            raise BackendError(f"{type(self.model).__qualname__} has no load(model_url)")
+            raise BackendError(
+                f"{type(self.model).__qualname__} has no load(model_url)"
+                + _framework_hint(self.model)
+            )
         target = self._model_file(path)
+        if not target.exists() and Path(path).is_file():
+            target = Path(path)  # written without the suffix (before one was chosen)
         if not target.exists():
             raise BackendError(f"{type(self).__name__}: no model file at {str(target)!r}")
-        if "model_url" in _accepted_kwargs(fn, {"model_url": 1}) and _positional_slots(fn) < 2:
-            fn(model_url=str(target))
-        else:
-            fn(str(target))
+        with self._framework():
+            if "model_url" in _accepted_kwargs(fn, {"model_url": 1}) and _positional_slots(fn) < 2:
+                fn(model_url=str(target))
+            else:
+                fn(str(target))
 
     def get_weights(self) -> list[np.ndarray]:
         fn = getattr(self.model, "get_weights", None)
@@ -208,3 +245,19 @@ def _as_scores(result: Any) -> Any:
     if isinstance(result, numbers.Number | np.generic):
         return {"score": float(result)}  # type: ignore[arg-type]
     return result
+
+
+def _framework_hint(model: Any) -> str:
+    """For a framework model that reached the generic adapter (a factory function cannot be
+    recognised before it is called): which backend to name."""
+    from sedna_core.backends._select import FRAMEWORK_PLUGINS, _framework_of
+
+    framework = _framework_of(model)
+    if framework is None:
+        return ""
+    plugin = FRAMEWORK_PLUGINS[framework]
+    return (
+        f": it is a {framework} model built by a factory, which cannot be recognised before it "
+        f"is called; name its backend (backend={plugin!r}, --backend {plugin} or "
+        f"BACKEND_TYPE={plugin.upper()}), or pass the model itself"
+    )

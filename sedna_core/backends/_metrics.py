@@ -98,6 +98,15 @@ def _true_labels(y: Any) -> np.ndarray:
     return arr.reshape(len(arr)) if arr.ndim == 2 else arr
 
 
+def _did_you_mean(base: str, skm: Any) -> str:
+    """`` (did you mean 'accuracy'?)`` for a misspelt metric, else nothing."""
+    import difflib
+
+    known = {n.removesuffix("_score") for n in dir(skm) if not n.startswith("_")} | set(_ALIASES)
+    close = difflib.get_close_matches(base, sorted(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _resolve(name: str) -> tuple[str, Callable[..., Any], dict[str, Any], float, bool]:
     """(display name, function, extra kwargs, sign, needs probabilities) for a metric name."""
     import sklearn.metrics as skm
@@ -117,8 +126,9 @@ def _resolve(name: str) -> tuple[str, Callable[..., Any], dict[str, Any], float,
     fn = getattr(skm, f"{base}_score", None) or getattr(skm, base, None)
     if not callable(fn) or base.startswith("_") or isinstance(fn, type):
         raise BackendError(
-            f"unknown metric {name!r}: use a scikit-learn metric name (accuracy, f1_macro, "
-            "roc_auc, log_loss, mean_squared_error, r2, ...) or a callable(y_true, y_pred)"
+            f"unknown metric {name!r}{_did_you_mean(base, skm)}: use a scikit-learn metric name "
+            "(accuracy, f1_macro, roc_auc, log_loss, mean_squared_error, r2, ...) or a "
+            "callable(y_true, y_pred)"
         )
     return text, fn, kwargs, sign, base in _PROBA
 

@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from sedna_core.config import JobConfig
     from sedna_core.plugins._manager import SednaPluginManager
 
-__all__ = ["BACKEND_TYPES", "TF1_NOTE", "backend_name", "set_backend"]
+__all__ = [
+    "BACKEND_TYPES",
+    "FRAMEWORK_PLUGINS",
+    "TF1_NOTE",
+    "backend_name",
+    "install_hint",
+    "set_backend",
+    "users_own_class",
+]
 
 log = get_logger(__name__)
 
@@ -115,6 +123,14 @@ def set_backend(
         cls = _resolve(detected, plugin_manager)
         log.debug("backend detected", backend=cls.name, estimator=_type_name(estimator))
         return cls(estimator=estimator)  # type: ignore[call-arg]
+    framework = _framework_of(estimator)
+    if framework is not None and not users_own_class(estimator):
+        plugin = FRAMEWORK_PLUGINS[framework]
+        raise BackendError(
+            f"{_type_name(estimator)} is a {framework} model, and its backend plugin "
+            f"sedna-plugin-{plugin} is not installed (or is disabled): {install_hint(plugin)}; "
+            "or name an installed backend with backend=, --backend or BACKEND_TYPE"
+        )
     if GenericBackend.accepts(estimator):
         return _generic(plugin_manager)(estimator=estimator)  # type: ignore[call-arg]
     raise BackendError(
@@ -130,35 +146,130 @@ def _named(estimator: Any, requested: str, pm: SednaPluginManager | None) -> Bas
     try:
         cls = _resolve(name, pm)
     except UnknownAlgorithmError as exc:
+        if name != requested and users_own_class(estimator):
+            # Sedna's backends only set the framework up around the user's class; without the
+            # plugin there is no framework set-up to do, but the class still runs as written.
+            log.warning(
+                "the backend BACKEND_TYPE selects is not installed: calling the estimator's own "
+                "methods without its framework set-up (devices)",
+                requested=requested,
+                backend=name,
+                estimator=_type_name(estimator),
+            )
+            return _generic(pm)(estimator=estimator)  # type: ignore[call-arg]
         if name == requested:
             raise
         raise UnknownAlgorithmError(
-            f"{requested!r} selects the {name!r} backend, which is not installed: {exc}",
+            f"{requested!r} selects the {name!r} backend, which is not installed"
+            + (f" ({install_hint(name)})" if name in FRAMEWORK_PLUGINS.values() else "")
+            + f": {exc}",
             kind="backend",
             name=name,
             available=exc.available,
             suggestion=exc.suggestion,
         ) from exc
-    # Sedna's TF/torch backends wrapped user classes that drive the framework themselves
-    if (
-        cls is not GenericBackend
-        and not cls.accepts(estimator)
-        and callable(getattr(estimator, "train", None))
-        and callable(getattr(estimator, "predict", None))
-    ):
-        log.warning(
-            "estimator has its own train/predict: wrapping it with the generic adapter",
+    if cls is not GenericBackend and not cls.accepts(estimator) and users_own_class(estimator):
+        # Sedna's examples all wrap the framework in the user's own class (load/predict, and
+        # train where it trains): its methods are called, and the backend type only sets up
+        # the framework (devices, the model file's suffix), as Sedna's backends did.
+        log.info(
+            "estimator is the user's own class: calling its methods, with the framework "
+            "set-up of the backend BACKEND_TYPE names",
             requested=requested,
+            backend=cls.name,
             estimator=_type_name(estimator),
             note=TF1_NOTE if tensorflow else None,
         )
-        return _generic(pm)(estimator=estimator)  # type: ignore[call-arg]
+        return _generic_in_context(cls, estimator, pm)
+    if cls.name in _GENERAL_APIS:
+        # BACKEND_TYPE=SKLEARN with an XGBoost model (Sedna's README does this): the model's
+        # own backend handles it natively (its formats, early stopping), whichever names it.
+        native = _native_backend(estimator, cls, pm)
+        if native is not None:
+            log.info(
+                "the estimator has its own backend: using it",
+                requested=requested,
+                backend=native.name,
+                estimator=_type_name(estimator),
+            )
+            return native(estimator=estimator)  # type: ignore[call-arg]
     try:
         return cls(estimator=estimator)  # type: ignore[call-arg]
     except BackendError as exc:
         if tensorflow and TF1_NOTE not in str(exc):
             raise BackendError(f"{exc}. {TF1_NOTE}") from exc
         raise
+
+
+#: backends that wrap an API other frameworks' estimators imitate (scikit-learn's): a model
+#: whose framework has a backend of its own goes there instead
+_GENERAL_APIS = frozenset({"sklearn"})
+
+
+#: a framework's top-level module -> the first-party backend plugin that wraps its models
+FRAMEWORK_PLUGINS: dict[str, str] = {
+    "sklearn": "sklearn",
+    "keras": "keras",
+    "tensorflow": "keras",
+    "tf_keras": "keras",
+    "torch": "torch",
+    "xgboost": "xgboost",
+}
+
+
+def install_hint(plugin: str) -> str:
+    """How to install a first-party backend plugin (nothing is published on PyPI)."""
+    return f"pip install ./sedna_plugins/{plugin} from the sedna-core repository"
+
+
+def _framework_of(estimator: Any) -> str | None:
+    """The framework whose class ``estimator`` is (or builds), from module names only: the
+    framework is never imported for this."""
+    cls = estimator if isinstance(estimator, type) else type(estimator)
+    for klass in getattr(cls, "__mro__", (cls,)):
+        root = (getattr(klass, "__module__", "") or "").partition(".")[0]
+        if root in FRAMEWORK_PLUGINS:
+            return root
+    return None
+
+
+def _native_backend(
+    estimator: Any, general: type[BaseBackend], pm: SednaPluginManager | None
+) -> type[BaseBackend] | None:
+    """A framework's own backend that accepts ``estimator`` (not a general-API one)."""
+    from sedna_core.plugins._manager import get_plugin_manager
+
+    manager = pm if pm is not None else get_plugin_manager()
+    for _name, cls in sorted(manager.algorithms("backend").items()):
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, BaseBackend)
+            and cls is not general
+            and cls.name not in _GENERAL_APIS
+            and not issubclass(cls, GenericBackend)
+            and cls.accepts(estimator)
+        ):
+            return cls
+    return None
+
+
+def users_own_class(estimator: Any) -> bool:
+    """Whether ``estimator`` is the user's own wrapper of a framework (Sedna's "Customize"
+    estimator): it predicts, and loads or trains, through methods it defines itself."""
+    if estimator is None or isinstance(estimator, BaseBackend):
+        return False
+    if not callable(getattr(estimator, "predict", None)):
+        return False
+    return any(callable(getattr(estimator, m, None)) for m in ("train", "load"))
+
+
+def _generic_in_context(
+    cls: type[BaseBackend], estimator: Any, pm: SednaPluginManager | None
+) -> BaseBackend:
+    generic = _generic(pm)
+    if issubclass(generic, GenericBackend):
+        return generic(estimator=estimator, context=cls)
+    return generic(estimator=estimator)  # type: ignore[call-arg]
 
 
 def _resolve(name: str, pm: SednaPluginManager | None) -> type[BaseBackend]:

@@ -4,7 +4,10 @@
 
     sedna incremental run                      # built-in SEA stream with an abrupt drift
     sedna incremental run --stream data.csv --label-column label --model tree --json
-    sedna incremental status --workspace sedna-incremental
+    sedna incremental status                   # the workspace `run` used
+
+Both default to the job's workspace, ``sedna-incremental/<JOB_NAME>`` under the working
+directory (``SEDNA_IL_WORKSPACE`` or ``--workspace`` choose another).
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run.add_argument("--label-column", default="-1", help="CSV label column: index or name")
     run.add_argument("--samples", type=int, default=20_000, help="samples of the sea stream")
     run.add_argument("--drift-at", type=int, default=None, help="drift position (sea: half)")
-    run.add_argument("--batch-size", type=int, default=50)
-    run.add_argument("--model", choices=MODELS, default="logistic")
+    run.add_argument("--batch-size", type=int, default=50, help="samples per inference call")
+    run.add_argument("--model", choices=MODELS, default="logistic", help="scikit-learn model")
     run.add_argument("--miner", default="Margin", help="hard-example miner name")
     run.add_argument(
         "--miner-param",
@@ -49,22 +52,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="miner parameter (repeatable); default for Margin: threshold=0.75",
     )
     run.add_argument("--explore", type=float, default=0.01, help="random labelling share")
-    run.add_argument("--rule", default="accuracy_delta > 0.02 and paired_z > 2")
-    run.add_argument("--trigger", default="num_of_samples >= 25")
-    run.add_argument("--min-eval-size", type=int, default=50)
-    run.add_argument("--gate-size", type=int, default=50)
-    run.add_argument("--span", type=int, default=1000)
-    run.add_argument("--window", type=int, default=500)
+    run.add_argument(
+        "--rule",
+        default="accuracy_delta > 0.02 and paired_z > 2",
+        help="deploy rule the gate applies to each candidate (default: %(default)s)",
+    )
+    run.add_argument(
+        "--trigger", default="num_of_samples >= 25", help="when to retrain (default: %(default)s)"
+    )
+    run.add_argument(
+        "--min-eval-size", type=int, default=50, help="fewest held-out samples a decision needs"
+    )
+    run.add_argument("--gate-size", type=int, default=50, help="held-out samples per decision")
+    run.add_argument("--span", type=int, default=1000, help="labelled samples a retrain uses")
+    run.add_argument("--window", type=int, default=500, help="samples per reported window")
     run.add_argument("--bootstrap", type=int, default=1000, help="labelled samples to start")
-    run.add_argument("--workspace", default=None, help="default: a temporary directory")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--workspace",
+        default=None,
+        help="versions and decisions (default: sedna-incremental/<JOB_NAME>, kept for `status`)",
+    )
+    run.add_argument("--seed", type=int, default=0, help="seed of the stream and the sampling")
     run.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    run.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown only on a terminal)"
+    )
     run.set_defaults(func=_run)
 
     status = sub.add_parser("status", help="versions, serving version and decisions")
-    status.add_argument("--workspace", default="sedna-incremental")
+    status.add_argument(
+        "--workspace", default=None, help="default: sedna-incremental/<JOB_NAME>, as `run` uses"
+    )
     status.add_argument("--name", default=None, help="model name (default: the only one)")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=_status)
 
 
@@ -79,7 +99,7 @@ def _model(name: str, seed: int) -> Any:
     if name == "logistic":
         from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(C=0.3)
+        return LogisticRegression(C=0.3, max_iter=1000)  # unscaled CSV columns converge too
     if name == "sgd":
         from sklearn.linear_model import SGDClassifier
 
@@ -91,6 +111,51 @@ def _model(name: str, seed: int) -> Any:
     from sklearn.naive_bayes import GaussianNB
 
     return GaussianNB()
+
+
+def _workspace(given: str | None) -> str:
+    from sedna_core.config.incremental import IncrementalConfig
+
+    return given or IncrementalConfig.from_env().workspace
+
+
+class _Progress:
+    """A progress bar on stderr while the stream runs, only when stderr is a terminal."""
+
+    def __init__(self, total: int | None, enabled: bool) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        if not enabled or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            # on one terminal, rich prints the window lines above the bar; when stdout is a
+            # pipe or a file, the lines stay there (results never move to stderr)
+            redirect_stdout=sys.stdout.isatty(),
+            redirect_stderr=False,
+        )
+        self._task = self._progress.add_task("samples", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def update(self, done: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
 
 
 def _params(items: list[str], miner: str) -> dict[str, str]:
@@ -107,11 +172,12 @@ def _params(items: list[str], miner: str) -> dict[str, str]:
 
 def _run(args: argparse.Namespace) -> int:
     import itertools
-    import tempfile
+    import os
 
     import numpy as np
 
-    from sedna_core.errors import SednaError
+    from sedna_core.cli._checks import quiet_logging, writable_dir
+    from sedna_core.errors import ConfigError, SednaError
     from sedna_core.jobs.incremental import (
         IncrementalLearning,
         LoopRunner,
@@ -129,12 +195,33 @@ def _run(args: argparse.Namespace) -> int:
         label: int | str = (
             int(args.label_column) if args.label_column.lstrip("-").isdigit() else args.label_column
         )
+        if not os.path.isfile(args.stream):
+            raise SystemExit(f"--stream {args.stream!r}: neither 'sea' nor a CSV file")
         stream = csv_stream(args.stream, label_column=label, batch_size=args.batch_size)
 
-    workspace_ctx = (
-        tempfile.TemporaryDirectory(prefix="sedna-il-run-") if args.workspace is None else None
-    )
-    workspace = workspace_ctx.name if workspace_ctx is not None else args.workspace
+    # one line per window on stdout; the job's own log lines only at LOG_LEVEL=DEBUG/INFO
+    quiet_logging()
+    workspace = _workspace(args.workspace)
+    writable_dir(workspace, "--workspace")
+    total = args.samples if args.stream == "sea" else None
+    progress = _Progress(total, enabled=not args.json and not args.no_progress)
+
+    def on_window(w: Any) -> None:
+        _emit(
+            args,
+            "window",
+            f"samples {w.start:>6}-{w.end:<6} accuracy {w.accuracy:.3f}  labels {w.labels:>4}"
+            f"  model v{w.version}",
+            {
+                "start": w.start,
+                "end": w.end,
+                "accuracy": w.accuracy,
+                "labels": w.labels,
+                "version": w.version,
+            },
+        )
+        progress.update(w.end)
+
     try:
         job = IncrementalLearning(
             _model(args.model, args.seed),
@@ -152,19 +239,7 @@ def _run(args: argparse.Namespace) -> int:
             gate_size=args.gate_size,
             window=args.window,
             seed=args.seed,
-            on_window=lambda w: _emit(
-                args,
-                "window",
-                f"samples {w.start:>6}-{w.end:<6} accuracy {w.accuracy:.3f}  labels {w.labels:>4}"
-                f"  model v{w.version}",
-                {
-                    "start": w.start,
-                    "end": w.end,
-                    "accuracy": w.accuracy,
-                    "labels": w.labels,
-                    "version": w.version,
-                },
-            ),
+            on_window=on_window,
             on_decision=lambda pos, d: _emit(
                 args,
                 "decision",
@@ -175,7 +250,7 @@ def _run(args: argparse.Namespace) -> int:
                 {"position": pos, **d.to_dict()},
             ),
         )
-        with job:
+        with job, progress:
             xs, ys, taken = [], [], 0
             it = iter(stream)
             while taken < args.bootstrap:
@@ -198,16 +273,18 @@ def _run(args: argparse.Namespace) -> int:
             report = runner.run(itertools.chain(it))
         summary = report.summary(drift_at=drift_at)
         if args.json:
-            print(json.dumps({"event": "summary", **summary}), flush=True)
+            print(json.dumps({"event": "summary", **summary, "workspace": workspace}), flush=True)
         else:
             print("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+            print(
+                f"versions and decisions kept in {workspace}: sedna incremental status"
+                + (f" --workspace {workspace}" if args.workspace else ""),
+                flush=True,
+            )
         return 0
     except SednaError as exc:
-        print(f"sedna incremental run: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if workspace_ctx is not None:
-            workspace_ctx.cleanup()
+        print(f"sedna incremental run: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -218,9 +295,13 @@ def _status(args: argparse.Namespace) -> int:
     from sedna_core.errors import SednaError
     from sedna_core.jobs.incremental import ModelVersions
 
-    root = Path(args.workspace)
+    root = Path(_workspace(args.workspace))
     if not (root / "store").is_dir():
-        print(f"sedna incremental status: no workspace at {root}", file=sys.stderr)
+        print(
+            f"sedna incremental status: no workspace at {root} (run `sedna incremental run` "
+            "first, or give the --workspace it used)",
+            file=sys.stderr,
+        )
         return 1
     try:
         names = ArtifactStore(root / "store").names()

@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Check every YAML document in FILE... against the openAPIV3Schema of its "
         "kind. Fields a schema does not declare are errors (the API server would drop them).",
     )
-    validate.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    validate.add_argument(
+        "files", type=Path, nargs="+", metavar="FILE", help="YAML files of Sedna manifests"
+    )
     validate.add_argument(
         "--allow-unknown-fields",
         action="store_true",
@@ -57,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     validate.set_defaults(func=_validate)
 
     example = sub.add_parser("example", help="print an example job file of a kind")
-    example.add_argument("kind", choices=_KIND_CHOICES)
+    example.add_argument("kind", choices=_KIND_CHOICES, help="the job kind")
     example.set_defaults(func=_example)
 
     schema = sub.add_parser("schema", help="print the job file's JSON schema")

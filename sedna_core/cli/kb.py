@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 
@@ -22,23 +23,31 @@ def register(subparsers: Any) -> None:
 
     query = sub.add_parser("query", help="tasks by attributes")
     _service_args(query)
-    query.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE")
-    query.add_argument("--task")
-    query.add_argument("--deployed", choices=["yes", "no"])
+    query.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a task attribute to match (repeatable), e.g. --attr season=winter",
+    )
+    query.add_argument("--task", help="only this task")
+    query.add_argument("--deployed", choices=["yes", "no"], help="only deployed or withdrawn ones")
     query.set_defaults(func=cmd_query)
 
     deploy = sub.add_parser("deploy", help="deploy (1) or withdraw (0) task groups")
     _service_args(deploy)
     deploy.add_argument("tasks", help="comma-separated task group names")
-    deploy.add_argument("--status", type=int, choices=[0, 1], default=1)
-    deploy.add_argument("--reason", default="")
+    deploy.add_argument(
+        "--status", type=int, choices=[0, 1], default=1, help="1 deploys (default), 0 withdraws"
+    )
+    deploy.add_argument("--reason", default="", help="why, kept in the index's history")
     deploy.set_defaults(func=cmd_deploy)
 
     schema = sub.add_parser("schema", help="print the task index's JSON Schema")
     schema.set_defaults(func=cmd_schema)
 
     validate = sub.add_parser("validate", help="check a task index file against the schema")
-    validate.add_argument("file")
+    validate.add_argument("file", help="a task index (index.json)")
     validate.set_defaults(func=cmd_validate)
 
     from sedna_core.cli.kb_import import register_import_command
@@ -60,22 +69,30 @@ def _service_args(p: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace) -> Any:
     import os
 
+    from sedna_core.cli._checks import quiet_logging
     from sedna_core.knowledge_base import KnowledgeBaseClient
 
     url = args.url or os.environ.get("KB_SERVER")
     if not url:
         raise SystemExit("give --url or set KB_SERVER")
+    quiet_logging()
     return KnowledgeBaseClient(url, token=args.token or os.environ.get("SEDNA_TOKEN"))
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
+    from sedna_core.cli._checks import database_errors, writable_dir
     from sedna_core.config.lifelong import KnowledgeBaseConfig
     from sedna_core.knowledge_base import KnowledgeBaseDB
 
     config = KnowledgeBaseConfig.from_env(db_url=args.db_url, data_dir=args.data_dir)
-    db = KnowledgeBaseDB(config.database_url)
-    before, after = db.upgrade()
-    db.close()
+    if args.db_url is None:
+        writable_dir(config.data_dir, "--data-dir")
+    with database_errors():
+        db = KnowledgeBaseDB(config.database_url)
+        try:
+            before, after = db.upgrade()
+        finally:
+            db.close()
     shown = "none (new database)" if before is None else before
     print(f"knowledge-base schema: {shown} -> {after}")
     return 0
@@ -139,7 +156,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         with open(args.file, encoding="utf-8") as fh:
             validate_index(json.load(fh))
     except (OSError, ValueError, IndexValidationError) as exc:
-        print(f"{args.file}: {exc}")
+        print(f"sedna kb validate: {args.file}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(f"{args.file}: a valid task index")
     return 0

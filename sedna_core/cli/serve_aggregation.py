@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 __all__ = ["register"]
@@ -37,20 +36,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--deadline", type=float, help="seconds a round may take")
     p.add_argument("--fraction", type=float, help="share of clients asked per round")
     p.add_argument("--evaluate-every", type=int, help="federated evaluation every N rounds")
-    p.add_argument("--evaluate-fraction", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--evaluate-fraction", type=float, help="share of clients asked to evaluate (0-1]"
+    )
+    p.add_argument("--seed", type=int, help="seed of client sampling")
     p.add_argument("--max-retries", type=int, help="retries of a round that missed its quorum")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="bind port (default 7363; 0 picks a free one)")
     p.add_argument("--token", help="job token clients present (prefer SEDNA_TOKEN)")
     p.add_argument("--client-tokens", help="JSON object client id -> token, or @FILE")
-    p.add_argument("--tls-cert")
-    p.add_argument("--tls-key")
+    p.add_argument("--tls-cert", help="TLS certificate (PEM) for wss://")
+    p.add_argument("--tls-key", help="TLS private key (PEM)")
     p.add_argument("--checkpoint-dir", help="artifact store for per-round checkpoints")
     p.add_argument(
         "--initial-weights", help="starting model: a .npz file (arrays in order, no pickles)"
     )
-    p.add_argument("--job-name")
+    p.add_argument("--job-name", help="job name (else JOB_NAME, 'sedna')")
     p.add_argument("--linger", type=float, help="seconds to serve the final model after the end")
     p.add_argument(
         "--json", action="store_true", help="print one JSON line per round instead of text"
@@ -97,13 +98,15 @@ def _run(args: argparse.Namespace) -> int:
         )
         result = asyncio.run(_serve(server))
     except SednaError as exc:
-        print(f"sedna serve aggregation: {exc}", file=sys.stderr)
-        return 2
+        from sedna_core.cli.main import exit_code, fail
+
+        fail("sedna serve aggregation", exc)
+        return exit_code(exc)  # 2 for settings, 1 for what failed while serving
     except KeyboardInterrupt:
         return 130
-    if result is None:
-        print("stopped before the job ended", file=sys.stderr)
-        return 1
+    if result is None:  # Ctrl-C or SIGTERM
+        print("sedna serve aggregation: stopped before the job ended", file=sys.stderr)
+        return 130
     if result.status != "completed":
         print(f"job failed: {result.message}", file=sys.stderr)
         return 1
@@ -153,10 +156,20 @@ def _algorithm(name: str | None, params: list[str]) -> Any:
 def _load_weights(path: str | None) -> Any:
     if not path:
         return None
+    import zipfile
+
     import numpy as np
 
-    with np.load(Path(path), allow_pickle=False) as data:
-        return [data[k] for k in data.files]
+    from sedna_core.cli._checks import existing_file
+    from sedna_core.cli.main import UsageError
+
+    try:
+        with np.load(existing_file(path, "--initial-weights"), allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise UsageError(f"--initial-weights {path!r}: an .npz of arrays is expected")
+            return [data[k] for k in data.files]
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"--initial-weights {path!r}: not a readable .npz file ({exc})") from None
 
 
 def _printer(as_json: bool, exit_round: int) -> Any:

@@ -37,46 +37,39 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from sedna_core.cli._checks import database_errors, writable_dir
+    from sedna_core.cli.main import EXIT_INTERRUPTED
     from sedna_core.config.lifelong import KnowledgeBaseConfig
-    from sedna_core.errors import SednaError
     from sedna_core.knowledge_base import KnowledgeBaseServer
     from sedna_core.log import configure_logging
 
     configure_logging()
-    try:
-        config = KnowledgeBaseConfig.from_env(
-            host=args.host,
-            port=args.port,
-            data_dir=args.data_dir,
-            db_url=args.db_url,
-            token=args.token,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            insecure=args.insecure,
-        )
+    config = KnowledgeBaseConfig.from_env(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        db_url=args.db_url,
+        token=args.token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure=args.insecure,
+    )
+    writable_dir(config.data_dir, "--data-dir")  # artifacts live there even with --db-url
+    with database_errors():
         server = KnowledgeBaseServer(config)
-    except SednaError as exc:
-        print(f"sedna serve kb: {exc}")
-        return 2
+    interrupted = []
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, lambda s=sig: (interrupted.append(s), stop.set()))
         await server.start()
-        print(
-            f"sedna kb listening on {server.url} (data: {server.data_dir})",
-            flush=True,
-        )
+        print(f"sedna kb listening on {server.url} (data: {server.data_dir})", flush=True)
         try:
             await stop.wait()
         finally:
             await server.stop()
 
-    try:
-        asyncio.run(main())
-    except SednaError as exc:
-        print(f"sedna serve kb: {exc}")
-        return 2
-    return 0
+    asyncio.run(main())
+    return EXIT_INTERRUPTED if signal.SIGINT in interrupted else 0

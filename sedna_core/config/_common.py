@@ -16,6 +16,8 @@ from sedna_core.config._settings import (
 __all__ = ["JobConfig", "ServiceConfig"]
 
 DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024
+# JSON is decoded holding the GIL (a thread does not help), so its cap bounds event-loop stalls.
+DEFAULT_MAX_JSON_SIZE = 4 * 1024 * 1024
 
 
 @attrs.frozen
@@ -69,4 +71,15 @@ class ServiceConfig(Settings):
     )
     shutdown_timeout: float = setting(
         "SEDNA_SHUTDOWN_TIMEOUT", default=10.0, convert=to_positive_float
+    )
+    # Slow and oversized clients (docs/runtime.md, "Limits and timeouts").
+    max_json_size: int = setting(
+        "SEDNA_MAX_JSON_SIZE", default=DEFAULT_MAX_JSON_SIZE, convert=to_positive_int
+    )
+    header_timeout: float = setting(
+        "SEDNA_HEADER_TIMEOUT", default=10.0, convert=to_positive_float
+    )
+    body_timeout: float = setting("SEDNA_BODY_TIMEOUT", default=60.0, convert=to_positive_float)
+    max_pending_connections: int = setting(
+        "SEDNA_MAX_PENDING_CONNECTIONS", default=64, convert=to_positive_int
     )

@@ -154,6 +154,21 @@ class AggregationServerConfig(ServiceConfig):
     #: largest model accepted when the server has no initial weights and learns them
     max_model_bytes: int = setting("AGG_MAX_MODEL_BYTES", default=64 << 30, convert=to_positive_int)
     heartbeat: float = setting("AGG_HEARTBEAT", default=20.0, convert=to_positive_float)
+    #: largest ``num_samples`` one update may claim (a larger claim would own the average)
+    max_num_samples: int = setting(
+        "AGG_MAX_NUM_SAMPLES", default=1_000_000_000, convert=to_positive_int
+    )
+    #: an update is refused when ||update - global||_2 > max_update_ratio * ||global||_2 +
+    #: max_update_norm (all tensors together)
+    max_update_ratio: float = setting(
+        "AGG_MAX_UPDATE_RATIO", default=100.0, convert=to_positive_float
+    )
+    max_update_norm: float = setting("AGG_MAX_UPDATE_NORM", default=1e9, convert=to_positive_float)
+    #: largest frame read from a connection before it is authenticated (a join's worth)
+    pre_auth_bytes: int = setting("AGG_PRE_AUTH_BYTES", default=64 << 10, convert=to_positive_int)
+    #: the job's update-transform chain (kind ``update_transform``): comma-separated names, or
+    #: JSON (a list of names or ``{"method": ..., "param": {...}}``); announced to clients
+    transforms: Any = setting("AGG_TRANSFORMS")  # noqa: RUF009
     #: accept clients speaking Sedna's JSON protocol (subscribe/update_weight/recv_weight)
     sedna_compat: bool = setting("AGG_SEDNA_COMPAT", default=True, convert=to_bool)
     #: largest websocket frame from a Sedna-protocol client (whole models as JSON text)

@@ -15,7 +15,7 @@ import attrs
 from sedna_core.config._common import JobConfig
 from sedna_core.config._settings import setting, to_bool, to_json, to_positive_int
 
-__all__ = ["IncrementalConfig", "hem_spec"]
+__all__ = ["IncrementalConfig", "default_workspace", "hem_spec"]
 
 
 def _to_urls(raw: str) -> tuple[str, ...]:
@@ -42,7 +42,9 @@ class IncrementalConfig(JobConfig):
     hem_name: str | None = setting("HEM_NAME")
     hem_parameters: object = setting("HEM_PARAMETERS", convert=to_json)
     model_urls: tuple[str, ...] = setting("MODEL_URLS", default=(), convert=_to_urls)
-    workspace: str = setting("SEDNA_IL_WORKSPACE", default="sedna-incremental")
+    #: default: ``sedna-incremental/<JOB_NAME>`` under the working directory, so that unrelated
+    #: programs never share versions (see :attr:`workspace`'s post-init)
+    workspace: str = setting("SEDNA_IL_WORKSPACE", default="")
     deploy_rule: str = setting("SEDNA_IL_DEPLOY_RULE", default="accuracy_delta > 0")
     min_eval_size: int = setting("SEDNA_IL_MIN_EVAL_SIZE", default=1, convert=to_positive_int)
     train_trigger: str = setting("SEDNA_IL_TRAIN_TRIGGER", default="num_of_samples > 500")
@@ -55,6 +57,16 @@ class IncrementalConfig(JobConfig):
     )
     save_hard_examples: bool = setting("SEDNA_IL_SAVE_HARD_EXAMPLES", default=True, convert=to_bool)
     model_watch_dir: str | None = setting("SEDNA_IL_MODEL_WATCH_DIR")
+
+    def __attrs_post_init__(self) -> None:
+        if not self.workspace:
+            object.__setattr__(self, "workspace", default_workspace(self.job_name))
+
+
+def default_workspace(job_name: str) -> str:
+    """Where a job keeps its versions when ``SEDNA_IL_WORKSPACE`` is unset (``sedna incremental
+    run`` and ``status`` use it too): one folder per job name under the working directory."""
+    return f"sedna-incremental/{job_name}"
 
 
 def hem_spec(config: IncrementalConfig) -> dict[str, Any] | None:

@@ -111,3 +111,14 @@ class BigModelServiceConfig(ServiceConfig):
     inline_predict_below: float = setting(
         "SEDNA_INLINE_PREDICT_SECONDS", default=0.0005, convert=to_non_negative_float
     )
+    # Dynamic batching (docs/joint-inference.md, "Many edges: dynamic batching"); defaults
+    # chosen on tuning runs of benchmarks/many_edges.py --tune (a model not scored there).
+    #: most samples the model gets in one call; 1 turns batching off
+    max_batch_size: int = setting("SEDNA_MAX_BATCH_SIZE", default=32, convert=to_positive_int)
+    #: seconds a free worker waits for a batch to fill while another batch runs (workers > 1);
+    #: an idle model always runs a request at once
+    max_queue_delay: float = setting(
+        "SEDNA_MAX_QUEUE_DELAY", default=0.002, convert=to_non_negative_float
+    )
+    #: requests that may wait for the model; one more is answered 503 with Retry-After
+    max_queue: int = setting("SEDNA_MAX_QUEUE", default=1024, convert=to_positive_int)

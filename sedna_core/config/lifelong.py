@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from sedna_core.config._common import JobConfig, ServiceConfig
+from sedna_core.config._common import DEFAULT_MAX_REQUEST_SIZE, JobConfig, ServiceConfig
 from sedna_core.config._settings import (
     setting,
     to_bool,
@@ -103,6 +103,11 @@ class KnowledgeBaseConfig(ServiceConfig):
     server_url: str | None = setting("KnowledgeBaseServer")
     data_dir: str = setting(("KnowledgeBasePath", "KB_DATA_DIR"), default="sedna-kb")
     db_url: str | None = setting("KB_URL")
+    # A task index is legitimately large JSON (about 470 bytes a task: 10k tasks are 4.7 MB,
+    # over the 4 MiB other services allow); it is decoded off the event loop, slice by slice.
+    max_json_size: int = setting(
+        "SEDNA_MAX_JSON_SIZE", default=DEFAULT_MAX_REQUEST_SIZE, convert=to_positive_int
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **explicit: Any) -> Self:

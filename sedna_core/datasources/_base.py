@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,9 @@ def _length(obj: Any) -> int:
     shape = getattr(obj, "shape", None)
     if shape is not None and len(shape) > 0:
         return int(shape[0])
+    if isinstance(obj, Mapping):
+        # a column table ({"season": [...], "temp": [...]}): its rows, not its column count
+        return len(next(iter(obj.values()))) if obj else 0
     return len(obj)
 
 

@@ -130,6 +130,8 @@ def _rows(src: Any) -> Iterable[tuple[str | None, int | None, Row]]:
                 raise DataSourceError(f"row {i} is a {type(item).__name__}, not a mapping")
             yield None, None, {str(k): v for k, v in item.items()}
         return
+    if src is None:
+        raise DataSourceError("no CSV file given (None): pass a path or row mappings")
     path = Path(src)
     if not path.is_file():
         raise DataSourceError("CSV file not found", path=str(path))

@@ -19,22 +19,22 @@ __all__ = ["TxtDataParse"]
 class TxtDataParse(BaseDataSource):
     """A dataset read from index files of ``path label`` lines (Sedna's ``TxtDataParse``).
 
-    Parameters
-    ----------
-    data_type:
-        ``"train"``, ``"eval"``, ``"valid"`` or ``"test"``; only test data may omit labels.
-    func:
-        Sedna's line parser: ``func(line) -> (x, y)`` (or ``(x,)`` for test data). When given,
-        its results are used as they are (no path resolution, no loader).
-    loader:
-        ``loader(path) -> sample`` (e.g. an image read into an array), applied to every
-        resolved path; equal-shaped samples are stacked into one array.
-
     Without ``func``, a line is split on whitespace into exactly ``path label`` (``path`` alone
     for test data); blank lines and lines starting with ``#`` are skipped; relative paths are
     resolved against the folder of the index file. A missing index file, a malformed line, or
     (with ``check_files``) a listed file that does not exist is a
     :class:`~sedna_core.errors.DataSourceError` naming the file and the line.
+
+    Parameters
+    ----------
+    data_type
+        ``"train"``, ``"eval"``, ``"valid"`` or ``"test"``; only test data may omit labels.
+    func
+        Sedna's line parser: ``func(line) -> (x, y)`` (or ``(x,)`` for test data). When given,
+        its results are used as they are (no path resolution, no loader).
+    loader
+        ``loader(path) -> sample`` (e.g. an image read into an array), applied to every
+        resolved path; equal-shaped samples are stacked into one array.
     """
 
     def __init__(
@@ -64,6 +64,11 @@ class TxtDataParse(BaseDataSource):
         ys: list[Any] = []
         where: list[tuple[str, int]] = []
         for f in files:
+            if f is None:
+                raise DataSourceError(
+                    "no index file given (None): pass a path, e.g. TRAIN_DATASET_URL or "
+                    "TEST_DATASET_URL, which may be unset"
+                )
             index = Path(f)
             if not index.is_file():
                 raise DataSourceError("index file not found", path=str(index))

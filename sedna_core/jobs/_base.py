@@ -3,6 +3,7 @@ reports to Sedna's local controller."""
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -88,8 +89,24 @@ class JobBase:
         self._closed = True
         self.reporter.close()
 
+    async def aclose(self) -> None:
+        """:meth:`close` from async code (jobs with async clients also close those in the
+        running loop); the blocking part runs in a thread, so the loop keeps going."""
+        await asyncio.to_thread(self.close)
+
     def __enter__(self) -> Self:
         return self
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __exit__(
         self,

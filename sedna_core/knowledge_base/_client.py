@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,7 +12,12 @@ from typing import Any
 from sedna_core.clock import Clock
 from sedna_core.errors import IntegrityError, KnowledgeBaseError, RemoteError
 from sedna_core.knowledge_base._index import validate_index
-from sedna_core.knowledge_base._server import PREFIX
+from sedna_core.knowledge_base._server import (
+    ARTIFACT_HEADER,
+    INDEX_VERSION_HEADER,
+    PREFIX,
+    RESULT_HEADER,
+)
 from sedna_core.service import HttpClient, SyncClient
 
 __all__ = ["KnowledgeBaseClient"]
@@ -73,6 +79,26 @@ class KnowledgeBaseClient:
         """An absolute URL for a KB-relative one (``/knowledgebase/...``)."""
         return self._http.client.url(relative)
 
+    @staticmethod
+    def _header(response: Any, name: str) -> str:
+        value = response.headers.get(name)
+        if value is None:
+            raise KnowledgeBaseError(
+                f"the knowledge base at this URL sent no {name} header: is it sedna-core's "
+                "`sedna serve kb` (of this version or later)?"
+            )
+        return str(value)
+
+    @classmethod
+    def _header_json(cls, response: Any, name: str) -> dict[str, Any]:
+        try:
+            doc = json.loads(cls._header(response, name))
+        except ValueError as exc:
+            raise KnowledgeBaseError(f"the knowledge base sent a malformed {name}: {exc}") from None
+        if not isinstance(doc, dict):
+            raise KnowledgeBaseError(f"the knowledge base sent a malformed {name}")
+        return doc
+
     # -- files -------------------------------------------------------------------------------
 
     def upload_file(
@@ -94,12 +120,14 @@ class KnowledgeBaseClient:
         params = {
             k: v for k, v in (("name", name), ("format", format), ("filename", filename)) if v
         }
-        record = self._http.post(
+        response = self._http.post(
             f"{PREFIX}/file/upload",
             data=data,
             params=params,
             headers={"Content-Type": "application/octet-stream"},
-        ).json()
+        )
+        # the body is Sedna's answer (a download URL string); the record travels in a header
+        record = self._header_json(response, ARTIFACT_HEADER)
         if record.get("sha256") != hashlib.sha256(data).hexdigest():
             raise IntegrityError(
                 f"the knowledge base stored {record.get('sha256')} for a file whose sha256 is "
@@ -134,7 +162,8 @@ class KnowledgeBaseClient:
     def update_index(self, index: Mapping[str, Any]) -> int:
         """Publish ``index`` (validated here first); returns the version the KB gave it."""
         doc = validate_index(index)
-        return int(self._http.post(f"{PREFIX}/update", json=doc).json()["version"])
+        response = self._http.post(f"{PREFIX}/update", json=doc)
+        return int(self._header(response, INDEX_VERSION_HEADER))
 
     def latest_version(self) -> int | None:
         """The latest published index version (None before the first)."""
@@ -157,10 +186,11 @@ class KnowledgeBaseClient:
     ) -> dict[str, Any]:
         """Deploy (1) or withdraw (0) task groups; returns ``{"version", "updated", "unknown"}``."""
         names = tasks.split(",") if isinstance(tasks, str) else list(tasks)
-        return self._http.post(
+        response = self._http.post(
             f"{PREFIX}/update/status",
             json={"tasks": names, "status": int(bool(status)), "reason": reason},
-        ).json()
+        )
+        return self._header_json(response, RESULT_HEADER)
 
     def query(
         self,

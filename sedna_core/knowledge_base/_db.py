@@ -10,11 +10,22 @@ import datetime as dt
 import hashlib
 import importlib.util
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,10 +42,13 @@ from sedna_core.knowledge_base._models import (
     IndexVersion,
     Sample,
     Task,
+    TaskAttr,
     TaskGroup,
     TaskModel,
     TaskRelation,
     TaskSample,
+    attr_keys,
+    parse_task_attr,
 )
 from sedna_core.log import get_logger
 
@@ -138,6 +152,42 @@ class KnowledgeBaseDB:
                 )
             )
 
+    def file_record(self, name: str, version: str | None = None) -> dict[str, Any] | None:
+        """The committed record of a file (its latest version when ``version`` is None)."""
+        with self._sessions() as s:
+            stmt = select(FileRecord).where(FileRecord.name == name)
+            if version is not None:
+                stmt = stmt.where(FileRecord.version == version)
+            rows = s.scalars(stmt).all()
+            if not rows:
+                return None
+            row = max(rows, key=lambda r: int(r.version))  # versions are text: compare numbers
+            return {"name": row.name, "version": row.version, "sha256": row.sha256}
+
+    def has_digest(self, sha256: str) -> bool:
+        """Whether a committed file has this content."""
+        with self._sessions() as s:
+            return (
+                s.scalar(select(FileRecord.id).where(FileRecord.sha256 == sha256).limit(1))
+                is not None
+            )
+
+    def committed_digests(self, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` a committed file has (one query per few hundred digests)."""
+        wanted = sorted(set(digests))
+        found: set[str] = set()
+        with self._sessions() as s:
+            for part in _chunks(wanted):
+                found.update(
+                    s.scalars(select(FileRecord.sha256).where(FileRecord.sha256.in_(part)))
+                )
+        return found
+
+    def file_versions(self) -> set[tuple[str, str]]:
+        """``(name, version)`` of every committed file."""
+        with self._sessions() as s:
+            return {(n, v) for n, v in s.execute(select(FileRecord.name, FileRecord.version))}
+
     def files(self) -> list[dict[str, Any]]:
         with self._sessions() as s:
             rows = s.scalars(select(FileRecord).order_by(FileRecord.id)).all()
@@ -185,9 +235,13 @@ class KnowledgeBaseDB:
         now = self._now()
         version = (s.scalar(select(func.max(IndexVersion.version))) or 0) + 1
         doc["version"] = version
-        for section in ("seen_task", "unseen_task"):
-            for group in doc[section]["task_groups"]:
-                self._upsert_group(s, section, group, now)
+        listed = [
+            (self._group_name(section, group["entry"]), group)
+            for section in ("seen_task", "unseen_task")
+            for group in doc[section]["task_groups"]
+        ]
+        if listed:
+            _IndexWriter(s.connection(), now).write(listed)
         body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         s.add(
             IndexVersion(
@@ -204,85 +258,6 @@ class KnowledgeBaseDB:
     @staticmethod
     def _group_name(section: str, entry: str) -> str:
         return entry if section == "seen_task" else f"unseen-{entry}"[:100]
-
-    def _upsert_group(
-        self, s: Session, section: str, group: Mapping[str, Any], now: dt.datetime
-    ) -> None:
-        name = self._group_name(section, group["entry"])
-        grp = s.scalar(select(TaskGroup).where(TaskGroup.name == name))
-        if grp is None:
-            grp = TaskGroup(name=name, created_at=now)
-            s.add(grp)
-        tasks = group["tasks"]
-        grp.deploy = bool(group.get("deployed", True))
-        grp.task_num = len(tasks)  # absolute counts (Sedna added on every update)
-        grp.sample_num = int(group.get("sample_num", sum(t.get("sample_num", 0) for t in tasks)))
-        grp.updated_at = now
-        s.flush()
-        for task in tasks:
-            row = s.scalar(select(Task).where(Task.name == task["entry"]))
-            if row is None:
-                row = Task(name=task["entry"], created_at=now)
-                s.add(row)
-            row.task_attr = json.dumps(task.get("meta_attr", {}), sort_keys=True)
-            row.updated_at = now
-            s.flush()
-            relation = s.scalar(
-                select(TaskRelation).where(
-                    TaskRelation.grp_id == grp.id, TaskRelation.task_id == row.id
-                )
-            )
-            if relation is None:
-                relation = TaskRelation(grp_id=grp.id, task_id=row.id)
-                s.add(relation)
-            relation.transfer_radio = 1.0 / len(tasks)
-            if task.get("samples"):
-                self._add_samples(s, row, task, now)
-        if group.get("model"):
-            self._add_model(s, grp, group["model"], now)
-
-    @staticmethod
-    def _add_model(s: Session, grp: TaskGroup, ref: Mapping[str, Any], now: dt.datetime) -> None:
-        models = s.scalars(select(TaskModel).where(TaskModel.task_id == grp.id)).all()
-        current = next((m for m in models if m.sha256 == ref["sha256"]), None)
-        if current is None:
-            current = TaskModel(
-                task_id=grp.id,
-                version=max((m.version or 0 for m in models), default=0) + 1,
-                model_url=ref.get("url", ""),
-                sha256=ref["sha256"],
-                format=ref["format"],
-                size=ref.get("size"),
-                metrics=json.dumps(ref.get("metrics", {}), sort_keys=True, default=str),
-                created_at=now,
-            )
-            s.add(current)
-        for m in models:
-            m.is_current = m is current
-        current.is_current = True
-
-    @staticmethod
-    def _add_samples(s: Session, task: Task, ref: Mapping[str, Any], now: dt.datetime) -> None:
-        samples = ref["samples"]
-        existing = s.scalar(
-            select(Sample)
-            .join(TaskSample, TaskSample.sample_id == Sample.id)
-            .where(TaskSample.task_id == task.id, Sample.sha256 == samples["sha256"])
-        )
-        if existing is not None:
-            return
-        row = Sample(
-            data_url=samples.get("url", ""),
-            descr=f"training samples of task {task.name}",
-            data_type=0,
-            sample_num=int(ref.get("sample_num", 0)),
-            sha256=samples["sha256"],
-            format=samples["format"],
-            updated_at=now,
-        )
-        s.add(row)
-        s.flush()
-        s.add(TaskSample(sample_id=row.id, task_id=task.id))
 
     def referenced_digests(self, doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         """``(path, sha256)`` of every artifact ``doc`` refers to (for existence checks)."""
@@ -368,28 +343,35 @@ class KnowledgeBaseDB:
                 stmt = stmt.where(Task.name == task)
             if group is not None:
                 stmt = stmt.where(TaskGroup.name == group)
-            out = []
+            if deployed is not None:
+                stmt = stmt.where(func.coalesce(TaskGroup.deploy, False) == deployed)
+            # candidates through the attribute index; the full values are compared below
+            for name, value in attr_keys(wanted):
+                stmt = stmt.where(
+                    Task.id.in_(
+                        select(TaskAttr.task_id).where(
+                            TaskAttr.name == name, TaskAttr.value == value
+                        )
+                    )
+                )
+            found = []
             for t, g in s.execute(stmt).all():
-                try:
-                    attrs = json.loads(t.task_attr or "{}")
-                except json.JSONDecodeError:
-                    attrs = {}
-                if isinstance(attrs, list):  # Sedna stored the attribute values as a list
-                    attrs = {str(i): v for i, v in enumerate(attrs)}
-                elif not isinstance(attrs, dict):
-                    attrs = {"value": attrs}
-                if any(str(attrs.get(k)) != v or k not in attrs for k, v in wanted.items()):
+                attrs = parse_task_attr(t.task_attr)
+                if any(k not in attrs or str(attrs[k]) != v for k, v in wanted.items()):
                     continue
-                if deployed is not None and bool(g.deploy) != deployed:
-                    continue
-                out.append(self._describe(s, t, g, attrs))
-            return out
+                found.append((t, g, attrs))
+            models: dict[int, list[TaskModel]] = {}
+            for part in _chunks(sorted({g.id for _, g, _ in found})):
+                for m in s.scalars(
+                    select(TaskModel).where(TaskModel.task_id.in_(part)).order_by(TaskModel.id)
+                ):
+                    models.setdefault(m.task_id, []).append(m)
+            return [self._describe(t, g, attrs, models.get(g.id, [])) for t, g, attrs in found]
 
     @staticmethod
-    def _describe(s: Session, t: Task, g: TaskGroup, attrs: dict[str, Any]) -> dict[str, Any]:
-        models = s.scalars(
-            select(TaskModel).where(TaskModel.task_id == g.id).order_by(TaskModel.id)
-        ).all()
+    def _describe(
+        t: Task, g: TaskGroup, attrs: dict[str, Any], models: list[TaskModel]
+    ) -> dict[str, Any]:
         current = next((m for m in reversed(models) if m.is_current), None)
         return {
             "task": t.name,
@@ -427,3 +409,262 @@ class KnowledgeBaseDB:
                 t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
                 for t in tables
             }
+
+
+_CHUNK = 500  # names per IN (...) list: far below every database's bound-parameter limit
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class _IndexWriter:
+    """Records an index's groups, tasks, relations, samples and models with a bounded number
+    of set-based statements (lookups by ``IN`` lists, multi-row inserts and executemany
+    updates), not a few round trips per task: a 10k-task index is a few hundred statements.
+
+    Upserted rows keep the meaning they had row by row: fields are overwritten (a group or
+    task listed twice: the last listing wins), relations and sample sets are added once, a
+    group's model is a new version unless its digest is already one of the group's."""
+
+    def __init__(self, conn: Connection, now: dt.datetime) -> None:
+        self.conn = conn
+        self.now = now
+
+    def _ids(self, table: Any, names: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for part in _chunks(names):
+            out.update(
+                self.conn.execute(select(table.name, table.id).where(table.name.in_(part))).all()
+            )
+        return out
+
+    def _insert(self, model: Any, rows: list[dict[str, Any]], *returning: Any) -> list[Any]:
+        if not rows:
+            return []
+        stmt = insert(model.__table__)
+        if not returning:
+            self.conn.execute(stmt, rows)
+            return []
+        # rows come back in any order (asking for the parameters' order makes SQLite insert
+        # row by row): callers return a natural key with the id
+        return list(self.conn.execute(stmt.returning(*returning), rows))
+
+    def _update(self, model: Any, rows: list[dict[str, Any]], *columns: str) -> None:
+        if not rows:
+            return
+        table = model.__table__
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({c: bindparam(f"_{c}") for c in columns})
+        )
+        self.conn.execute(stmt, [{f"_{k}": v for k, v in r.items()} for r in rows])
+
+    def write(self, listed: list[tuple[str, Mapping[str, Any]]]) -> None:
+        grp_ids = self._groups(listed)
+        task_ids = self._tasks([t for _, g in listed for t in g["tasks"]])
+        self._relations(listed, grp_ids, task_ids)
+        self._samples([t for _, g in listed for t in g["tasks"]], task_ids)
+        self._models([(grp_ids[n], g["model"]) for n, g in listed if g.get("model")])
+
+    def _groups(self, listed: list[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:
+        fields: dict[str, dict[str, Any]] = {}
+        for name, group in listed:  # a group listed twice: the last listing wins
+            tasks = group["tasks"]
+            fields[name] = {
+                "deploy": bool(group.get("deployed", True)),
+                "task_num": len(tasks),  # absolute counts (Sedna added on every update)
+                "sample_num": int(
+                    group.get("sample_num", sum(t.get("sample_num", 0) for t in tasks))
+                ),
+                "updated_at": self.now,
+            }
+        existing = self._ids(TaskGroup, list(fields))
+        ids = dict(existing)
+        for name, gid in self._insert(
+            TaskGroup,
+            [
+                {"name": n, "created_at": self.now, **f}
+                for n, f in fields.items()
+                if n not in existing
+            ],
+            TaskGroup.name,
+            TaskGroup.id,
+        ):
+            ids[name] = gid
+        self._update(
+            TaskGroup,
+            [{"id": ids[n], **f} for n, f in fields.items() if n in existing],
+            "deploy",
+            "task_num",
+            "sample_num",
+            "updated_at",
+        )
+        return ids
+
+    def _tasks(self, tasks: list[Mapping[str, Any]]) -> dict[str, int]:
+        attrs = {t["entry"]: json.dumps(t.get("meta_attr", {}), sort_keys=True) for t in tasks}
+        names = list(attrs)
+        old: dict[str, tuple[int, str | None]] = {}
+        for part in _chunks(names):
+            for name, tid, raw in self.conn.execute(
+                select(Task.name, Task.id, Task.task_attr).where(Task.name.in_(part))
+            ):
+                old[name] = (tid, raw)
+        ids = {name: tid for name, (tid, _) in old.items()}
+        new = [n for n in names if n not in old]
+        for name, tid in self._insert(
+            Task,
+            [
+                {"name": n, "task_attr": attrs[n], "created_at": self.now, "updated_at": self.now}
+                for n in new
+            ],
+            Task.name,
+            Task.id,
+        ):
+            ids[name] = tid
+        self._update(
+            Task,
+            [{"id": ids[n], "task_attr": attrs[n], "updated_at": self.now} for n in old],
+            "task_attr",
+            "updated_at",
+        )
+        # the attribute lookup rows of every task whose attributes are new or changed
+        changed = [n for n in names if n not in old or old[n][1] != attrs[n]]
+        stale = [ids[n] for n in changed if n in old]
+        for part in _chunks(stale):
+            self.conn.execute(delete(TaskAttr.__table__).where(TaskAttr.task_id.in_(part)))
+        self._insert(
+            TaskAttr,
+            [
+                {"task_id": ids[n], "name": k, "value": v}
+                for n in changed
+                for k, v in attr_keys(parse_task_attr(attrs[n]))
+            ],
+        )
+        return ids
+
+    def _relations(
+        self,
+        listed: list[tuple[str, Mapping[str, Any]]],
+        grp_ids: dict[str, int],
+        task_ids: dict[str, int],
+    ) -> None:
+        have: dict[tuple[int, int], tuple[int, float | None]] = {}
+        for part in _chunks(list(set(grp_ids.values()))):
+            for rid, gid, tid, radio in self.conn.execute(
+                select(
+                    TaskRelation.id,
+                    TaskRelation.grp_id,
+                    TaskRelation.task_id,
+                    TaskRelation.transfer_radio,
+                ).where(TaskRelation.grp_id.in_(part))
+            ):
+                have[(gid, tid)] = (rid, radio)
+        wanted: dict[tuple[int, int], float] = {}
+        for name, group in listed:
+            for task in group["tasks"]:
+                wanted[(grp_ids[name], task_ids[task["entry"]])] = 1.0 / len(group["tasks"])
+        self._insert(
+            TaskRelation,
+            [
+                {"grp_id": g, "task_id": t, "transfer_radio": r}
+                for (g, t), r in wanted.items()
+                if (g, t) not in have
+            ],
+        )
+        self._update(
+            TaskRelation,
+            [
+                {"id": have[k][0], "transfer_radio": r}
+                for k, r in wanted.items()
+                if k in have and have[k][1] != r
+            ],
+            "transfer_radio",
+        )
+
+    def _samples(self, tasks: list[Mapping[str, Any]], task_ids: dict[str, int]) -> None:
+        listed = [t for t in tasks if t.get("samples")]
+        have: set[tuple[int, str | None]] = set()
+        for part in _chunks([task_ids[t["entry"]] for t in listed]):
+            have.update(
+                self.conn.execute(
+                    select(TaskSample.task_id, Sample.sha256)
+                    .join(Sample, Sample.id == TaskSample.sample_id)
+                    .where(TaskSample.task_id.in_(part))
+                ).all()
+            )
+        rows: dict[tuple[int, str], dict[str, Any]] = {}
+        for task in listed:
+            samples = task["samples"]
+            key = (task_ids[task["entry"]], samples["sha256"])
+            if key in have or key in rows:
+                continue
+            rows[key] = {
+                "data_url": samples.get("url", ""),
+                "descr": f"training samples of task {task['entry']}",
+                "data_type": 0,
+                "sample_num": int(task.get("sample_num", 0)),
+                "sha256": samples["sha256"],
+                "format": samples["format"],
+                "updated_at": self.now,
+            }
+        # (description, digest) is unique among the new rows: the description names the task
+        task_of = {(r["descr"], r["sha256"]): tid for (tid, _), r in rows.items()}
+        inserted = self._insert(Sample, list(rows.values()), Sample.id, Sample.descr, Sample.sha256)
+        self._insert(
+            TaskSample,
+            [{"sample_id": sid, "task_id": task_of[(d, h)]} for sid, d, h in inserted],
+        )
+
+    def _models(self, refs: list[tuple[int, Mapping[str, Any]]]) -> None:
+        models: dict[int, list[list[Any]]] = {gid: [] for gid, _ in refs}
+        for part in _chunks(list(models)):
+            for row in self.conn.execute(
+                select(
+                    TaskModel.id,
+                    TaskModel.task_id,
+                    TaskModel.sha256,
+                    TaskModel.version,
+                    TaskModel.is_current,
+                ).where(TaskModel.task_id.in_(part))
+            ):
+                models[row[1]].append(list(row))
+        current: dict[int, Any] = {}  # group id -> model id, or the new row's values
+        new: list[dict[str, Any]] = []
+        for gid, ref in refs:
+            if isinstance(current.get(gid), dict):  # the group is listed twice: superseded
+                current[gid]["is_current"] = False
+            found = next((m for m in models[gid] if m[2] == ref["sha256"]), None)
+            if found is not None:
+                current[gid] = found[0] if found[0] is not None else found[5]
+                continue
+            row = {
+                "task_id": gid,
+                "version": max((m[3] or 0 for m in models[gid]), default=0) + 1,
+                "model_url": ref.get("url", ""),
+                "sha256": ref["sha256"],
+                "format": ref["format"],
+                "size": ref.get("size"),
+                "metrics": json.dumps(ref.get("metrics", {}), sort_keys=True, default=str),
+                "is_current": True,
+                "created_at": self.now,
+            }
+            models[gid].append([None, gid, ref["sha256"], row["version"], True, row])
+            current[gid] = row
+            new.append(row)
+        for row in new:
+            row["is_current"] = current[row["task_id"]] is row
+        self._insert(TaskModel, new)
+        self._update(
+            TaskModel,
+            [
+                {"id": m[0], "is_current": m[0] == current[gid]}
+                for gid, rows in models.items()
+                for m in rows
+                if m[0] is not None and bool(m[4]) != (m[0] == current[gid])
+            ],
+            "is_current",
+        )

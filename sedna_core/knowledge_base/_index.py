@@ -47,6 +47,30 @@ def _validator() -> Any:
     return cls(schema)
 
 
+@functools.cache
+def _fast_validator() -> Any:
+    """The same schema compiled to Python code by fastjsonschema: it accepts a valid 10k-task
+    index in a fraction of jsonschema's time (which took tens of seconds). It only says yes or
+    no here; a document it refuses is checked again by jsonschema for the precise message. The
+    schema uses only keywords whose meaning draft 7 shares with draft 2020-12 ($defs is reached
+    by JSON pointer), so it is compiled as draft 7, the newest fastjsonschema knows."""
+    import fastjsonschema
+
+    return fastjsonschema.compile(
+        {**index_schema(), "$schema": "http://json-schema.org/draft-07/schema#"}
+    )
+
+
+def _fast_accepts(doc: Any) -> bool:
+    import fastjsonschema
+
+    try:
+        _fast_validator()(doc)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 def validate_index(doc: Any) -> dict[str, Any]:
     """``doc`` if it is a valid task index, else :class:`IndexValidationError`."""
     if not isinstance(doc, Mapping):
@@ -59,7 +83,7 @@ def validate_index(doc: Any) -> dict[str, Any]:
             f"{INDEX_SCHEMA_VERSION}); upgrade sedna-core",
             "schema_version",
         )
-    errors = list(_validator().iter_errors(doc))
+    errors = [] if _fast_accepts(doc) else list(_validator().iter_errors(doc))
     if errors:
         from jsonschema.exceptions import best_match
 

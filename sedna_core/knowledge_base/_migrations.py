@@ -9,6 +9,7 @@ version  what it is
 2        sedna-core's first release: the version table ``kb_schema``; model versions
          with sha256/format/size/metrics; sample digests; ``kb_deployments``,
          ``kb_index``, ``kb_files``
+3        ``kb_task_attr``: every task's (attribute, value) pairs, indexed for queries
 =======  ==========================================================================
 
 :func:`upgrade` brings a database to :data:`SCHEMA_VERSION` in one transaction, step by step;
@@ -29,8 +30,12 @@ from sedna_core.knowledge_base._models import (
     SCHEMA_VERSION,
     Base,
     SchemaInfo,
+    Task,
+    TaskAttr,
     TaskModel,
     TaskRelation,
+    attr_keys,
+    parse_task_attr,
 )
 from sedna_core.log import get_logger
 
@@ -149,4 +154,16 @@ def _format_of(url: str) -> str:
     return name.rsplit(".", 1)[-1][:32] if "." in name else "bin"
 
 
-_STEPS: dict[int, Callable[[Connection, dt.datetime], None]] = {1: _v1_to_v2}
+def _v2_to_v3(conn: Connection, now: dt.datetime) -> None:
+    TaskAttr.__table__.create(conn, checkfirst=True)
+    rows = conn.execute(select(Task.id, Task.task_attr)).all()
+    values = [
+        {"task_id": task_id, "name": name, "value": value}
+        for task_id, raw in rows
+        for name, value in attr_keys(parse_task_attr(raw))
+    ]
+    if values:
+        conn.execute(TaskAttr.__table__.insert(), values)
+
+
+_STEPS: dict[int, Callable[[Connection, dt.datetime], None]] = {1: _v1_to_v2, 2: _v2_to_v3}

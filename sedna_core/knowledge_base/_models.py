@@ -1,14 +1,17 @@
-"""SQLAlchemy 2 ORM models of the knowledge base (database schema version 2).
+"""SQLAlchemy 2 ORM models of the knowledge base (database schema version 3).
 
 Table names and the original columns are Sedna's (schema version 1), so an existing Sedna
 knowledge-base database upgrades in place (:mod:`._migrations`). Version 2 adds model versions
 with sha256, format and metrics, sample artifacts, a deployment history, published task-index
-versions and a record of uploaded files.
+versions and a record of uploaded files. Version 3 adds ``kb_task_attr``, the indexed
+(attribute, value) pairs of every task that attribute queries look up.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     SmallInteger,
     String,
@@ -33,14 +37,17 @@ __all__ = [
     "Sample",
     "SchemaInfo",
     "Task",
+    "TaskAttr",
     "TaskGroup",
     "TaskModel",
     "TaskRelation",
     "TaskSample",
+    "attr_keys",
+    "parse_task_attr",
 ]
 
 #: the database schema version these models describe
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``ll_samples.data_type`` values (Sedna's meaning)
 DATA_TYPES = {"train": 0, "eval": 1, "hard": 2}
@@ -184,3 +191,41 @@ class FileRecord(Base):
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     format: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+#: characters of an attribute value kept in ``kb_task_attr`` (an index key must stay short);
+#: longer values match there by prefix and are compared in full against ``ll_tasks.task_attr``
+ATTR_VALUE_CHARS = 200
+
+
+class TaskAttr(Base):
+    """Each task's attributes, one row per (name, value as text), indexed so that an attribute
+    query looks up its tasks instead of parsing every task's JSON (new in schema 3)."""
+
+    __tablename__ = "kb_task_attr"
+    __table_args__ = (Index("ix_kb_task_attr_name_value", "name", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("ll_tasks.id"), index=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    value: Mapped[str] = mapped_column(String(ATTR_VALUE_CHARS), nullable=False)
+
+
+def parse_task_attr(raw: str | None) -> dict[str, Any]:
+    """``ll_tasks.task_attr`` as a mapping: sedna-core writes a JSON object; Sedna stored the
+    values as a list (keys become "0", "1"...); anything else is one value named "value"."""
+    try:
+        attrs = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {}
+    if isinstance(attrs, list):
+        return {str(i): v for i, v in enumerate(attrs)}
+    if not isinstance(attrs, dict):
+        return {"value": attrs}
+    return attrs
+
+
+def attr_keys(attrs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ``kb_task_attr`` keys of a task's attributes: (name, value as text), each cut to its
+    column's length. Values are compared as text (``str(value)``), as queries always have."""
+    return [(str(k)[:100], str(v)[:ATTR_VALUE_CHARS]) for k, v in attrs.items()]

@@ -189,7 +189,10 @@ def import_sedna_kb(
         raise MigrationError(f"the converted index does not validate: {exc}") from exc
     index["version"] = 1
     text = json.dumps(index, sort_keys=True, indent=1)
-    for target in (out / "index-1.json", out / "index.json"):
+    # deploy/index.json: where Sedna's controller points inference pods (MODEL_URLS names
+    # <OUTPUT_URL>/deploy/index.pkl; the lifelong job reads the JSON index beside it)
+    for target in (out / "index-1.json", out / "index.json", out / "deploy" / "index.json"):
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, target)

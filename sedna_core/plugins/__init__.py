@@ -18,6 +18,7 @@ from sedna_core.plugins._markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimp
 from sedna_core.plugins._registry import (
     AlgorithmSpec,
     create_algorithm,
+    describe_algorithm,
     parse_spec,
     resolve_algorithm,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "announce",
     "create_algorithm",
     "current_plugin_manager",
+    "describe_algorithm",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",

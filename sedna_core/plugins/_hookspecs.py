@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         BaseTaskRemodeling,
         BaseTaskUpdateDecision,
         BaseUnseenTaskDetector,
+        BaseUpdateTransform,
     )
 
 
@@ -82,6 +83,11 @@ def sedna_register_unseen_task_detectors() -> Sequence[type[BaseUnseenTaskDetect
 @hookspec
 def sedna_register_task_update_decisions() -> Sequence[type[BaseTaskUpdateDecision]]:
     """Task-update-decision classes (kind ``task_update_decision``)."""
+
+
+@hookspec
+def sedna_register_update_transforms() -> Sequence[type[BaseUpdateTransform]]:
+    """Update-transform classes (kind ``update_transform``): clipping, noise, compression."""
 
 
 # -- backend detection -----------------------------------------------------------------------

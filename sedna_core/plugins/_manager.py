@@ -21,9 +21,11 @@ A failure is one warning in the log and never breaks the other plugins; with
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata as md
 import inspect
 import os
+import shlex
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -85,8 +87,14 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     #: kind -> algorithm names it registered (filled as the kinds' tables are built)
     algorithms: dict[str, list[str]] = field(default_factory=dict)
-    #: problems that did not stop it loading (e.g. a registered class without a ``name``)
+    #: problems that did not stop it loading (e.g. a registered class without a ``name``, an
+    #: algorithm name another distribution registers too)
     problems: list[str] = field(default_factory=list)
+    #: the distribution's declared requirements (markers for extras left out)
+    requirements: list[str] = field(default_factory=list)
+    #: requirements that are not installed, or not in the declared range (``unavailable``);
+    #: ``pip install`` each to make the plugin load
+    missing: list[str] = field(default_factory=list)
     #: the registered module or object (None when it did not load)
     plugin: object | None = field(default=None, repr=False, compare=False)
     #: names a user may write before ``:`` to qualify an algorithm name (canonicalized)
@@ -98,7 +106,16 @@ class PluginInfo:
         return self.status not in (OK, DISABLED)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form used by ``sedna plugins list --json``."""
+        """The JSON form used by ``sedna plugins list --json``.
+
+        Returns
+        -------
+        dict
+            ``name``, ``version``, ``entry_point``, ``status``, ``error`` (for ``unavailable``
+            it ends with the ``pip install`` command), ``algorithms`` (kind -> sorted names),
+            ``hooks`` and ``problems``: a stable set of keys (``sedna plugins show --json``
+            adds ``requirements`` and ``missing``).
+        """
         return {
             "name": self.name,
             "version": self.version,
@@ -109,6 +126,17 @@ class PluginInfo:
             "hooks": sorted(self.hooks),
             "problems": list(self.problems),
         }
+
+    def add_problem(self, message: str) -> None:
+        """Record ``message`` in :attr:`problems` once (tables are rebuilt; no duplicates).
+
+        Parameters
+        ----------
+        message
+            One line saying what is wrong and what to do.
+        """
+        if message not in self.problems:
+            self.problems.append(message)
 
 
 @dataclass(frozen=True)
@@ -160,12 +188,35 @@ class SednaPluginManager:
         """The underlying pluggy manager (for tracing and other pluggy features)."""
         return self._pm
 
-    def register(self, plugin: object, name: str | None = None) -> str:
+    def register(
+        self, plugin: object, name: str | None = None, *, entry_point: str | None = None
+    ) -> str:
         """Register a plugin object (a module or an instance with ``@hookimpl`` functions).
 
-        Returns the registration name. Raises :class:`~sedna_core.errors.PluginLoadError` if
-        it implements hooks this core does not declare, or a hook with arguments its
-        specification lacks.
+        Its algorithms may then be qualified by the registration name (``"name:Algo"``), as an
+        installed distribution's are by its distribution name.
+
+        Parameters
+        ----------
+        plugin
+            A module or object whose ``@hookimpl``-marked functions implement hooks.
+        name
+            The registration name, e.g. the distribution name ``"sedna-plugin-margin"``
+            (pluggy's default: the module's name).
+        entry_point
+            A second name that qualifies its algorithms, as an entry-point name does
+            (``"margin"`` makes ``"margin:Algo"`` resolve too).
+
+        Returns
+        -------
+        str
+            The registration name.
+
+        Raises
+        ------
+        PluginLoadError
+            It implements hooks this core does not declare (a near-miss of a declared hook
+            name is named in the message), or a hook with arguments its specification lacks.
         """
         with self._lock:
             try:
@@ -179,21 +230,21 @@ class SednaPluginManager:
             unknown = self._unknown_hooks(plugin)
             if unknown:
                 self._pm.unregister(plugin)
-                raise PluginLoadError(
-                    f"plugin {reg!r} implements hooks sedna-core {CORE_VERSION} does not "
-                    f"declare: {', '.join(unknown)}",
-                    plugin=reg,
-                    hook=unknown[0],
-                )
-            self._infos[reg] = PluginInfo(
+                _, message = _unknown_hooks_message(unknown)
+                raise PluginLoadError(f"plugin {reg!r} {message}", plugin=reg, hook=unknown[0])
+            names = {reg, *([entry_point] if entry_point else [])}
+            info = PluginInfo(
                 name=reg,
                 version=None,
                 entry_point=None,
                 status=OK,
                 hooks=self._hook_names(plugin),
                 plugin=plugin,
-                aliases=frozenset({canonicalize_name(reg)}),
+                aliases=frozenset(canonicalize_name(n) for n in names),
             )
+            for message in _unmarked_hooks(plugin):
+                info.add_problem(message)
+            self._infos[reg] = info
             self._tables.clear()
             return reg
 
@@ -243,9 +294,13 @@ class SednaPluginManager:
                     _log().info("plugin disabled", plugin=info.name, env=DISABLE_ENV)
                     continue
                 dist = getattr(ep, "dist", None)
-                problem = _check_requirements(dist) if dist is not None else None
+                problem = None
+                if dist is not None:
+                    info.requirements = _declared_requirements(dist)
+                    problem = _check_requirements(dist)
                 if problem is not None:
-                    self._fail(info, problem[0], problem[1], strict=strict)
+                    status, message, info.missing = problem
+                    self._fail(info, status, message, strict=strict)
                     continue
                 pending[key] = info
                 to_load.append(ep)
@@ -286,14 +341,11 @@ class SednaPluginManager:
         unknown = self._unknown_hooks(module)
         if unknown:
             self._pm.unregister(module)
-            self._fail(
-                info,
-                INCOMPATIBLE,
-                f"implements hooks sedna-core {CORE_VERSION} does not declare: "
-                f"{', '.join(unknown)} (it may need a newer sedna-core)",
-                strict=strict,
-            )
+            status, message = _unknown_hooks_message(unknown)
+            self._fail(info, status, message, strict=strict)
             return
+        for message in _unmarked_hooks(module):
+            info.add_problem(message)
         info.plugin = module
         info.status = OK
         self._infos[reg] = info
@@ -431,6 +483,7 @@ class SednaPluginManager:
         for info in self._infos.values():
             info.algorithms.pop(kind, None)
         table = {}
+        providers: dict[str, PluginInfo] = {}
         caller = getattr(self._pm.hook, hook_name)
         # pluggy calls the last registered first; keep that order, one call per plugin so
         # that one plugin raising cannot hide the others' algorithms
@@ -439,6 +492,8 @@ class SednaPluginManager:
                 continue
             info = self._infos.get(impl.plugin_name)
             provider = info.name if info is not None else impl.plugin_name
+            if info is not None:
+                providers[provider] = info
             try:
                 result = impl.function()
             except Exception as exc:
@@ -455,6 +510,11 @@ class SednaPluginManager:
                 entries.append(AlgorithmEntry(kind, cls.name, cls, provider))
                 if info is not None:
                     info.algorithms.setdefault(kind, []).append(cls.name)
+        for name, entries in table.items():
+            if len(entries) > 1:  # a conflict: visible in the listing, not only at use
+                for e in entries:
+                    if e.plugin in providers:
+                        providers[e.plugin].add_problem(_conflict_problem(kind, name, entries, e))
         self._tables[kind] = table
         return table
 
@@ -472,7 +532,7 @@ class SednaPluginManager:
                 f"plugin {provider}: {message}", plugin=provider, hook=hook_name, kind=kind
             ) from exc
         if info is not None:
-            info.problems.append(message)
+            info.add_problem(message)
             if exc is not None:  # its registration hook is broken: the plugin is not ok
                 info.status = ERROR
                 info.error = message
@@ -480,6 +540,18 @@ class SednaPluginManager:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _conflict_problem(
+    kind: str, name: str, entries: Sequence[AlgorithmEntry], this: AlgorithmEntry
+) -> str:
+    others = sorted(e.plugin for e in entries if e is not this)
+    choices = " or ".join(f"'{p}:{name}'" for p in sorted(e.plugin for e in entries))
+    return (
+        f"{kind} algorithm {name!r} is also registered by {', '.join(others)}: the bare name "
+        f"{name!r} is ambiguous. Write {choices}, or disable one with "
+        f"SEDNA_DISABLE_PLUGINS={others[0]}"
+    )
 
 
 def _env_bool(raw: str) -> bool:
@@ -557,17 +629,32 @@ def _is_own_module(err: ModuleNotFoundError, ep: md.EntryPoint) -> bool:
     return bool(missing) and missing == ep.module.split(".")[0]
 
 
-def _check_requirements(dist: md.Distribution) -> tuple[str, str] | None:
-    """``(status, message)`` if the distribution's declared requirements are not met.
+def _declared_requirements(dist: md.Distribution) -> list[str]:
+    """The distribution's requirements that apply without extras, as written in its metadata."""
+    out = []
+    for raw in dist.requires or ():
+        try:
+            req = Requirement(raw)
+        except InvalidRequirement:
+            out.append(raw)
+            continue
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            out.append(str(req))
+    return out
+
+
+def _check_requirements(dist: md.Distribution) -> tuple[str, str, list[str]] | None:
+    """``(status, message, requirements to install)`` if the declared requirements are not met.
 
     Reads only metadata: nothing is imported. Requirements behind extras are ignored.
     """
     missing: list[str] = []
+    why: list[str] = []
     for raw in dist.requires or ():
         try:
             req = Requirement(raw)
         except InvalidRequirement as exc:
-            return ERROR, f"its metadata has an invalid requirement {raw!r}: {exc}"
+            return ERROR, f"its metadata has an invalid requirement {raw!r}: {exc}", []
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):
             continue
         if canonicalize_name(req.name) == _CORE:
@@ -575,18 +662,68 @@ def _check_requirements(dist: md.Distribution) -> tuple[str, str] | None:
                 return (
                     INCOMPATIBLE,
                     f"requires sedna-core{req.specifier}, but this is sedna-core {CORE_VERSION}",
+                    [],
                 )
             continue
+        plain = f"{req.name}{req.specifier}"  # without the marker: what pip is given
         try:
             installed = md.version(req.name)
         except md.PackageNotFoundError:
-            missing.append(f"{req} (not installed)")
+            missing.append(plain)
+            why.append(f"{plain} (not installed)")
             continue
         if not req.specifier.contains(installed, prereleases=True):
-            missing.append(f"{req} ({installed} is installed)")
+            missing.append(plain)
+            why.append(f"{plain} ({installed} is installed)")
     if missing:
-        return UNAVAILABLE, "requires " + "; ".join(missing)
+        fix = "pip install " + " ".join(shlex.quote(m) for m in missing)
+        return UNAVAILABLE, f"requires {'; '.join(why)}; install with: {fix}", missing
     return None
+
+
+def _declared_hooks() -> list[str]:
+    return sorted(n for n in dir(_hookspecs) if n.startswith("sedna_"))
+
+
+def _unknown_hooks_message(unknown: Sequence[str]) -> tuple[str, str]:
+    """``(status, message)`` for hook implementations without a specification.
+
+    A near-miss of a declared name (``sedna_register_hard_example_miner``) is a typo in the
+    plugin (``error``, with the name it meant); anything else is a hook of a newer core
+    (``incompatible``).
+    """
+    declared = _declared_hooks()
+    typos = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, declared, n=1, cutoff=0.85)
+        if close:
+            typos.append(f"`{name}`: did you mean `{close[0]}`?")
+    if typos:
+        return ERROR, (
+            "implements hooks sedna-core does not declare, with names close to declared ones: "
+            + "; ".join(typos)
+            + " Rename the function (pluggy matches hooks by exact name)."
+        )
+    return INCOMPATIBLE, (
+        f"implements hooks sedna-core {CORE_VERSION} does not declare: "
+        f"{', '.join(unknown)} (it may need a newer sedna-core)"
+    )
+
+
+def _unmarked_hooks(plugin: object) -> list[str]:
+    """Problems for functions named like a declared hook but not marked ``@hookimpl``."""
+    declared = set(_declared_hooks())
+    out = []
+    for attr in dir(plugin):
+        if attr not in declared:
+            continue
+        value = getattr(plugin, attr, None)
+        if callable(value) and not hasattr(value, f"{PROJECT_NAME}_impl"):
+            out.append(
+                f"`{attr}` is not marked with @hookimpl, so it is never called; decorate it "
+                "with `sedna_core.plugins.hookimpl`"
+            )
+    return out
 
 
 def _as_list(result: Any) -> list[Any]:

@@ -35,7 +35,13 @@ from sedna_core.plugins._manager import (
     get_plugin_manager,
 )
 
-__all__ = ["AlgorithmSpec", "create_algorithm", "parse_spec", "resolve_algorithm"]
+__all__ = [
+    "AlgorithmSpec",
+    "create_algorithm",
+    "describe_algorithm",
+    "parse_spec",
+    "resolve_algorithm",
+]
 
 #: what :func:`create_algorithm` accepts
 AlgorithmSpec = str | Mapping[str, Any] | Algorithm | type[Algorithm]
@@ -156,12 +162,19 @@ def resolve_algorithm(
     if owner is not None:
         raise _unavailable(kind, text, owner)
     available = sorted(pm.algorithms(kind))
-    by_fold = {a.casefold(): a for a in available}
+    # suggest among the bare names: a conflicting name is listed only qualified, and
+    # "GeoMedain" must still find "GeoMedian" when two plugins register it
+    by_fold = {n.casefold(): n for n in table}
     close = difflib.get_close_matches(bare.casefold(), list(by_fold), n=1, cutoff=0.6)
     suggestion = by_fold[close[0]] if close else None
     msg = f"no {kind} algorithm named {text!r}. Available: {', '.join(available) or 'none'}."
     if suggestion:
-        msg += f" Did you mean {suggestion!r}?"
+        owners = table[suggestion]
+        if len(owners) > 1:
+            choices = " or ".join(f"'{p}:{suggestion}'" for p in sorted(e.plugin for e in owners))
+            msg += f" Did you mean {suggestion!r}? It is registered by several plugins: {choices}."
+        else:
+            msg += f" Did you mean {suggestion!r}?"
     raise UnknownAlgorithmError(
         msg + _failed_note(pm), kind=kind, name=text, available=available, suggestion=suggestion
     )
@@ -301,6 +314,82 @@ def _accepted(declared: list[inspect.Parameter], types: Mapping[str, Any]) -> st
             text += f" = {p.default!r}"
         parts.append(text)
     return ", ".join(parts) or "no parameters"
+
+
+def describe_algorithm(cls: type[Algorithm]) -> dict[str, Any]:
+    """What a user needs to know to name and configure an algorithm class.
+
+    Parameters
+    ----------
+    cls
+        A registered algorithm class.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``name``, ``class`` (``module.Qualname``), ``description`` (the first line
+        of its docstring) and ``parameters``: one ``{"name", "type", "default", "required",
+        "description"}`` per constructor parameter (``default`` as its ``repr``; the
+        description from the docstring's ``Parameters`` section when it has one).
+    """
+    sig = inspect.signature(cls.__init__)
+    declared = [
+        p
+        for p in list(sig.parameters.values())[1:]
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    types = cls.param_types()
+    docs = {**_param_docs(cls.__init__.__doc__), **_param_docs(cls.__doc__)}
+    return {
+        "kind": cls.kind,
+        "name": cls.name,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "description": _first_line(cls.__doc__),
+        "parameters": [
+            {
+                "name": p.name,
+                "type": describe_type(types.get(p.name, Any)),
+                "default": None if p.default is p.empty else repr(p.default),
+                "required": p.default is p.empty,
+                "description": docs.get(p.name, ""),
+            }
+            for p in declared
+        ],
+    }
+
+
+def _first_line(doc: str | None) -> str:
+    text = inspect.cleandoc(doc or "")
+    return text.split("\n\n", 1)[0].replace("\n", " ").strip()
+
+
+def _param_docs(doc: str | None) -> dict[str, str]:
+    """``name -> first sentence`` from a numpydoc ``Parameters`` section."""
+    lines = inspect.cleandoc(doc or "").splitlines()
+    out: dict[str, str] = {}
+    try:
+        start = next(
+            i
+            for i, line in enumerate(lines[:-1])
+            if line.strip() == "Parameters" and set(lines[i + 1].strip()) == {"-"}
+        )
+    except StopIteration:
+        return out
+    current = None
+    for line in lines[start + 2 :]:
+        if line and not line.startswith(" "):
+            if line.strip() and set(line.strip()) == {"-"}:
+                break  # the next section's underline
+            current = line.split(":", 1)[0].strip()
+            out[current] = ""
+        elif current is not None and line.strip():
+            out[current] = (out[current] + " " + line.strip()).strip()
+    expanded = {}
+    for names, text in out.items():  # "beta_1, beta_2" documents both
+        for name in (n.strip() for n in names.split(",")):
+            if name.isidentifier():
+                expanded[name] = text.split(". ")[0].rstrip(".")
+    return expanded
 
 
 def _aliases(pm: SednaPluginManager, entry: AlgorithmEntry) -> frozenset[str]:

@@ -18,6 +18,7 @@ from sedna_core.clock import Clock, SystemClock
 from sedna_core.config import ServiceConfig
 from sedna_core.errors import WireFormatError
 from sedna_core.log import get_logger
+from sedna_core.service._guard import BodyTimeoutError, ConnectionGuard
 from sedna_core.service._http_errors import JSON, error_type_for, json_error
 from sedna_core.service._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sedna_core.service._metrics import MetricsRegistry
@@ -26,6 +27,7 @@ from sedna_core.service._security import check_bearer
 __all__ = [
     "CLOCK_KEY",
     "CONFIG_KEY",
+    "GUARD_KEY",
     "METRICS_KEY",
     "NAME_KEY",
     "REQUEST_ID_HEADER",
@@ -44,6 +46,7 @@ METRICS_KEY = web.AppKey("sedna_metrics", MetricsRegistry)
 NAME_KEY = web.AppKey("sedna_name", str)
 _STARTED_KEY = web.AppKey("sedna_started", float)
 _WEBSOCKETS_KEY = web.AppKey("sedna_websockets", weakref.WeakSet)
+GUARD_KEY = web.AppKey("sedna_connection_guard", ConnectionGuard)
 # RequestKey exists from aiohttp 3.12; plain strings work (with a warning) before that.
 _REQUEST_ID: Any = (
     web.RequestKey("sedna_request_id", str) if hasattr(web, "RequestKey") else "sedna_request_id"
@@ -98,15 +101,25 @@ def _debug_enabled() -> bool:
 _DEBUG_BY_WRAPPER: dict[Any, bool] = {}
 
 
-async def prepare_websocket(request: web.Request, **kwargs: Any) -> web.WebSocketResponse:
+async def prepare_websocket(
+    request: web.Request,
+    response_class: type[web.WebSocketResponse] = web.WebSocketResponse,
+    **kwargs: Any,
+) -> web.WebSocketResponse:
     """Accept a websocket upgrade; the server closes it (going away) on graceful shutdown.
 
-    ``kwargs`` go to :class:`aiohttp.web.WebSocketResponse` (``heartbeat``, ``max_msg_size``, ...).
+    ``kwargs`` go to :class:`aiohttp.web.WebSocketResponse` (``heartbeat``, ``max_msg_size``, ...),
+    or to ``response_class``, a subclass of it.
     Authentication already happened: the upgrade request passed the bearer-token check.
     """
-    ws = web.WebSocketResponse(**kwargs)
+    ws = response_class(**kwargs)
     await ws.prepare(request)
     request.app[_WEBSOCKETS_KEY].add(ws)
+    # an accepted websocket is a session the application chose to hold (public routes included,
+    # which authenticate inside the protocol), not a slow client: never evicted as pending
+    guard = request.app.get(GUARD_KEY)
+    if guard is not None:
+        guard.authenticated(request)
     return ws
 
 
@@ -172,8 +185,21 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
     # Label keys resolved once per route/method/status instead of per request.
     requests_by: dict[tuple[str, str, int], Any] = {}
     latency_by: dict[tuple[str, str], Any] = {}
+    dropped = metrics.counter(
+        "sedna_http_connections_dropped_total",
+        "Connections cut for slowness (header_timeout, body_timeout) or evicted as the oldest "
+        "unauthenticated one (evicted)",
+        ["reason"],
+    )
+    guard = ConnectionGuard(
+        header_timeout=config.header_timeout,
+        body_timeout=config.body_timeout,
+        max_pending=config.max_pending_connections,
+        on_drop=lambda reason: dropped.inc(reason=reason),
+    )
     token = config.token
     max_size = config.max_request_size
+    max_json = config.max_json_size
 
     # One middleware (not two): each layer costs a coroutine per request.
     @web.middleware
@@ -187,19 +213,21 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
         error_type: str | None = None
         in_flight.inc()
         tokens = structlog.contextvars.bind_contextvars(request_id=rid)
+        request_done = guard.request_started(request)
         try:
             # guard: authentication, then the announced body size
-            if (
-                token
-                and not getattr(match_info.handler, _PUBLIC_ATTR, False)
-                and not check_bearer(request.headers.get("Authorization"), token)
-            ):
-                raise json_error(
-                    401,
-                    "unauthorized",
-                    "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
-                    headers={"WWW-Authenticate": 'Bearer realm="sedna"'},
-                )
+            if token:
+                if check_bearer(request.headers.get("Authorization"), token):
+                    guard.authenticated(request)
+                elif not getattr(match_info.handler, _PUBLIC_ATTR, False):
+                    raise json_error(
+                        401,
+                        "unauthorized",
+                        "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
+                        headers={"WWW-Authenticate": 'Bearer realm="sedna"'},
+                    )
+            else:
+                guard.authenticated(request)  # no token: a complete request is all we can ask
             size = request.content_length
             if size is not None and size > max_size:
                 raise json_error(
@@ -207,6 +235,14 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
                     "request_too_large",
                     f"request body of {size} bytes exceeds the limit of {max_size} bytes; "
                     "send less per request or raise max_request_size (SEDNA_MAX_REQUEST_SIZE)",
+                )
+            if size is not None and size > max_json and request.content_type == JSON:
+                raise json_error(
+                    413,
+                    "request_too_large",
+                    f"JSON body of {size} bytes exceeds the JSON limit of {max_json} bytes; "
+                    "send large data as binary tensors, or raise max_json_size "
+                    "(SEDNA_MAX_JSON_SIZE)",
                 )
             response = await handler(request)
             status = response.status
@@ -226,6 +262,9 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
         except WireFormatError as exc:
             status, error_type = 400, "wire_format_error"
             raise json_error(400, error_type, str(exc)) from None
+        except BodyTimeoutError as exc:
+            status, error_type = 408, "request_timeout"
+            raise json_error(408, error_type, str(exc)) from None
         except asyncio.CancelledError:
             status = 499  # the client went away (nginx's convention)
             raise
@@ -240,6 +279,7 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
                 f"internal server error; quote request id {rid} when reporting it",
             ) from None
         finally:
+            request_done()
             structlog.contextvars.reset_contextvars(**tokens)
             in_flight.dec()
             elapsed = max(0.0, clock.monotonic() - started)
@@ -274,6 +314,7 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
     app[NAME_KEY] = name
     app[_STARTED_KEY] = clock.monotonic()
     app[_WEBSOCKETS_KEY] = weakref.WeakSet()
+    app[GUARD_KEY] = guard
 
     @public
     async def healthz(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json as jsonlib
 from collections.abc import Mapping
 from typing import Any
@@ -107,7 +108,10 @@ class HttpClient:
     Notes
     -----
     The underlying session is created on first use in the running event loop; use one client
-    from one loop. Close it with :meth:`close` or ``async with``.
+    from one loop. Close it with :meth:`close` or ``async with``. A client left open when its
+    loop ends under ``asyncio.run`` (``asyncio.run(job.ainference(x))``) is closed by that
+    loop's shutdown, inside the loop: nothing prints ``Unclosed client session`` or
+    ``Event loop is closed`` later.
     """
 
     def __init__(
@@ -136,6 +140,7 @@ class HttpClient:
         self.clock = clock or SystemClock()
         self._ssl = client_ssl_context(ca_file) if ca_file else None
         self._session: aiohttp.ClientSession | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._default_timeout = self._timeout(None)  # made once, not per request
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -159,6 +164,9 @@ class HttpClient:
             connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
             self._session = aiohttp.ClientSession(
                 headers=headers, connector=connector, timeout=self._timeout(None)
+            )
+            self._keeper = asyncio.get_running_loop().create_task(
+                _close_at_loop_end(self._session), name=f"sedna-http-keeper-{id(self):x}"
             )
         return self._session
 
@@ -296,14 +304,29 @@ class HttpClient:
     async def close(self) -> None:
         """Close the session and its connections."""
         session, self._session = self._session, None
+        keeper, self._keeper = self._keeper, None
         if session is not None and not session.closed:
             await session.close()
+        if keeper is not None and not keeper.done():
+            keeper.cancel()
 
     async def __aenter__(self) -> HttpClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _close_at_loop_end(session: aiohttp.ClientSession) -> None:
+    """Wait until cancelled, then close ``session``: ``asyncio.run`` cancels the tasks left when
+    its coroutine returns, so a client nobody closed is closed while its loop still runs."""
+    try:
+        await asyncio.get_running_loop().create_future()
+    except asyncio.CancelledError:  # not GeneratorExit: a coroutine being destroyed cannot await
+        if not session.closed:
+            with contextlib.suppress(Exception):
+                await session.close()
+        raise
 
 
 def _describe(exc: BaseException) -> str:

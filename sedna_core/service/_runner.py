@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 from aiohttp import web
 
 from sedna_core.config import ServiceConfig
 from sedna_core.errors import ConfigError
 from sedna_core.log import get_logger
+from sedna_core.service._app import GUARD_KEY
 from sedna_core.service._background import BackgroundLoop
+from sedna_core.service._guard import ConnectionGuard
 from sedna_core.service._security import check_service_config, server_ssl_context
 
 __all__ = ["ServiceRunner"]
@@ -19,6 +22,17 @@ log = get_logger(__name__)
 
 # How long start_in_background waits for the bind before giving up.
 _START_TIMEOUT = 60.0
+
+
+class _GuardedAppRunner(web.AppRunner):
+    """An AppRunner whose connections go through the app's :class:`ConnectionGuard`."""
+
+    def __init__(self, app: web.Application, guard: ConnectionGuard, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._sedna_guard = guard
+
+    async def _make_server(self) -> web.Server:
+        return self._sedna_guard.wrap(await super()._make_server())
 
 
 def _url_host(host: str) -> str:
@@ -64,11 +78,18 @@ class ServiceRunner:
             raise RuntimeError("this ServiceRunner is already started")
         check_service_config(self.config)
         ssl_context = server_ssl_context(self.config)
-        runner = web.AppRunner(
-            self.app,
-            handle_signals=False,
-            access_log=None,  # requests are logged (and counted) by create_app's middleware
-            shutdown_timeout=self.config.shutdown_timeout,
+        guard = self.app.get(GUARD_KEY)
+        options: dict[str, Any] = {
+            "handle_signals": False,
+            "access_log": None,  # requests are logged (and counted) by create_app's middleware
+            "shutdown_timeout": self.config.shutdown_timeout,
+            # an unread body (a refused request) is drained at most this long, then cut
+            "lingering_time": min(10.0, self.config.body_timeout),
+        }
+        runner = (
+            web.AppRunner(self.app, **options)
+            if guard is None  # an application not built by create_app
+            else _GuardedAppRunner(self.app, guard, **options)
         )
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port, ssl_context=ssl_context)

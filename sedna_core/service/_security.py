@@ -107,4 +107,10 @@ def check_bearer(header: str | None, token: str) -> bool:
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(presented.strip().encode(), token.encode())
+    # aiohttp decodes header bytes that are not UTF-8 as surrogates: compare them as the bytes
+    # that were sent (never equal to a valid token), instead of failing to encode them
+    try:
+        sent = presented.strip().encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate outside the escape range: not our token
+        return False
+    return hmac.compare_digest(sent, token.encode("utf-8", "surrogatepass"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
 from collections.abc import Coroutine, Mapping
@@ -18,8 +19,24 @@ T = TypeVar("T")
 
 
 def _stop_loop(loop: asyncio.AbstractEventLoop) -> None:
-    if not loop.is_closed():
+    """Stop a client's private loop that nobody closed (collected, or interpreter exit): its
+    tasks are cancelled first, as ``asyncio.run`` does, so that open sessions close inside the
+    loop instead of warning ``Unclosed client session`` later."""
+    if loop.is_closed():
+        return
+    if loop.is_running():
+        with contextlib.suppress(Exception):  # best effort, bounded: never hang an exit
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop).result(timeout=5.0)
+    with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(loop.stop)
+
+
+async def _cancel_tasks() -> None:
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class SyncClient:

@@ -6,12 +6,14 @@ Every plugin's tests run them::
     def test_conformance(algorithm, check):
         check(algorithm)
 
-A class may define two optional classmethods to feed the checks:
+A class may define two optional classmethods to feed the checks (the public hooks an author
+implements; the older spellings ``_conformance_examples`` and ``_conformance_inputs`` are still
+read when the public ones are absent):
 
-``_conformance_examples(cls) -> list[dict]``
+``conformance_examples(cls) -> list[dict]``
     keyword arguments to build instances (default ``[{}]``: the constructor defaults). A
     backend returns a tiny estimator here, e.g. ``[{"estimator": make_tiny_model}]``.
-``_conformance_inputs(cls)``
+``conformance_inputs(cls)``
     kind-specific small inputs replacing the defaults below:
 
     ========================  =================================================================
@@ -45,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from sedna_core.algorithms import KINDS, Algorithm, ArrayUpdate, BaseBackend
+from sedna_core.algorithms.mtl import n_rows
 
 __all__ = ["algorithm_checks", "check_algorithm", "parametrize_with_checks"]
 
@@ -52,7 +55,7 @@ Check = Callable[[type], None]
 
 
 def algorithm_checks(cls: type) -> list[tuple[str, Check]]:
-    """``(check name, check)`` pairs that apply to ``cls`` (generic checks, then its kind's)."""
+    """The ``(check name, check)`` pairs that apply to ``cls`` (generic checks, then its kind's)."""
     checks: list[Check] = [
         check_kind_and_name,
         check_not_abstract,
@@ -301,9 +304,9 @@ def check_aggregator_rounds(cls: type) -> None:
 def check_backend_roundtrip(cls: type) -> None:
     """train, predict, get/set_weights, save/load and evaluate work on a tiny estimator."""
     _require(
-        hasattr(cls, "_conformance_examples"),
+        conformance_hook(cls, "conformance_examples") is not None,
         cls,
-        "a backend must define classmethod _conformance_examples() returning "
+        "a backend must define classmethod conformance_examples() returning "
         "[{'estimator': <tiny model or factory>, ...}]",
     )
     x, y = _inputs(cls, _default_backend_inputs)
@@ -340,19 +343,20 @@ def check_backend_roundtrip(cls: type) -> None:
 
 
 def check_lifelong_calls(cls: type) -> None:
-    """The class's ``_conformance_inputs()`` calls run in order and give well-shaped results."""
+    """The class's ``conformance_inputs()`` calls run in order and give well-shaped results."""
+    hook = conformance_hook(cls, "conformance_inputs")
     _require(
-        hasattr(cls, "_conformance_inputs"),
+        hook is not None,
         cls,
-        "define classmethod _conformance_inputs() returning the calls to try, e.g. "
+        "define classmethod conformance_inputs() returning the calls to try, e.g. "
         "[('fit', (task_data,)), ('score', (samples,))]",
     )
-    calls = cls._conformance_inputs()  # type: ignore[attr-defined]
+    calls = hook()  # type: ignore[misc]
     for _, inst in _instances(cls):
         for method, args in calls:
             result = getattr(inst, method)(*args)
             if method in ("allocate", "score"):
-                n = len(args[0])
+                n = n_rows(args[0])  # tables may be mappings of columns
                 arr = np.asarray(result)
                 _require(arr.shape[:1] == (n,), cls, f"{method}() of {n} samples gave {arr.shape}")
             if method == "integrate":
@@ -360,10 +364,128 @@ def check_lifelong_calls(cls: type) -> None:
                 _require(len(result) == n, cls, f"integrate(..., {n}) gave {len(result)} results")
 
 
+def check_state_roundtrip(cls: type) -> None:
+    """Fitted state survives JSON: ``get_state()`` dumps as JSON, and a fresh instance given it
+    by ``set_state()`` answers the last ``allocate``/``score``/``detect`` call the same way.
+
+    Applies to the kinds whose fitted state goes to the knowledge base's JSON task index
+    (task allocation, unseen-task detection); it runs the class's ``conformance_inputs()``.
+    """
+    import json
+
+    hook = conformance_hook(cls, "conformance_inputs")
+    if hook is None:
+        return  # check_lifelong_calls reports the missing hook
+    calls = hook()
+    answers = [(m, a) for m, a in calls if m in ("allocate", "score", "detect")]
+    for kwargs, inst in _instances(cls):
+        for method, args in calls:
+            getattr(inst, method)(*args)
+        state = inst.get_state()  # type: ignore[attr-defined]
+        try:
+            text = json.dumps(state)
+        except (TypeError, ValueError) as exc:
+            raise AssertionError(
+                f"{cls.__qualname__}: get_state() must be JSON-compatible (arrays through "
+                f"sedna_core.algorithms.mtl.array_to_json): {exc}"
+            ) from exc
+        fresh = cls(**kwargs)
+        fresh.set_state(json.loads(text))  # type: ignore[attr-defined]
+        for method, args in answers[-1:]:
+            want = np.asarray(getattr(inst, method)(*args))
+            got = np.asarray(getattr(fresh, method)(*args))
+            _require(
+                _close(got, want),
+                cls,
+                f"a fresh instance restored with set_state(get_state()) answers {method}() "
+                "differently; get_state() must hold everything fit() learned",
+            )
+
+
+def check_transform_roundtrip(cls: type) -> None:
+    """An update transform keeps the model's shape through the chain's every stage.
+
+    ``encode`` gives exactly the tensors ``wire_specs`` announces (the server checks frames
+    against them), ``decode`` gives a finite delta shaped and typed like the model, the server
+    stages keep it so, ``state_dict`` restores into a fresh instance, and a transform that
+    changes nothing on the client does not claim ``client_side``.
+    """
+    from sedna_core.algorithms.aggregation import specs_of
+    from sedna_core.algorithms.transform import TransformContext
+
+    rounds = _inputs(cls, _default_transform_inputs)
+    for kwargs, inst in _instances(cls):
+        for number, delta in enumerate(rounds, start=1):
+            specs = specs_of(delta)
+            rng = np.random.default_rng(number)
+            ctx = TransformContext(number, specs, num_clients=3, total_clients=10, rng=rng)
+            wire = inst.encode([np.array(d, copy=True) for d in delta], ctx)
+            expected = inst.wire_specs(specs)
+            _require(
+                isinstance(wire, list) and len(wire) == len(expected),
+                cls,
+                f"encode() must return a list of {len(expected)} arrays (wire_specs)",
+            )
+            for i, (got, spec) in enumerate(zip(wire, expected, strict=True)):
+                got = np.asarray(got)
+                _require(
+                    got.dtype == spec.dtype and got.shape == spec.shape,
+                    cls,
+                    f"encode() tensor {i} is {got.dtype}{list(got.shape)}, wire_specs() says "
+                    f"{spec.dtype}{list(spec.shape)}",
+                )
+            changed = len(wire) != len(delta) or not all(
+                np.array_equal(np.asarray(w), d) for w, d in zip(wire, delta, strict=False)
+            )
+            _require(
+                not changed or cls.client_side,
+                cls,
+                "encode() changes updates, so the class must set client_side = True",
+            )
+            decoded = inst.decode(list(wire), specs, ctx)
+            _check_model_shaped(cls, "decode()", decoded, specs)
+            server = inst.before_aggregation(decoded, 10, ctx)
+            _check_model_shaped(cls, "before_aggregation()", server, specs)
+            after = inst.after_aggregation(server, ctx)
+            _check_model_shaped(cls, "after_aggregation()", after, specs)
+            numbers = inst.end_round(ctx)
+            _require(isinstance(numbers, dict), cls, "end_round() must return a dict")
+        state = inst.state_dict()
+        fresh = cls(**kwargs)
+        fresh.load_state_dict({k: np.array(v, copy=True) for k, v in state.items()})
+        again = fresh.state_dict()
+        _require(
+            set(again) == set(state)
+            and all(_close(np.asarray(again[k]), np.asarray(state[k])) for k in state),
+            cls,
+            "load_state_dict(state_dict()) does not restore the state",
+        )
+
+
+def _check_model_shaped(cls: type, what: str, arrays: Any, specs: Sequence[Any]) -> None:
+    _require(
+        isinstance(arrays, list) and len(arrays) == len(specs),
+        cls,
+        f"{what} must return a list of {len(specs)} arrays",
+    )
+    for i, (got, spec) in enumerate(zip(arrays, specs, strict=True)):
+        got = np.asarray(got)
+        _require(
+            got.shape == spec.shape and got.dtype == spec.dtype,
+            cls,
+            f"{what} tensor {i} is {got.dtype}{list(got.shape)}, the model's is "
+            f"{spec.dtype}{list(spec.shape)}",
+        )
+        _require(bool(np.all(np.isfinite(got))), cls, f"{what} gave non-finite values")
+
+
 _KIND_CHECKS: dict[str, list[Check]] = {
+    "update_transform": [check_transform_roundtrip],
     "hard_example_mining": [check_miner_batch_equals_per_sample],
     "aggregation": [check_aggregator_rounds],
     "backend": [check_backend_roundtrip],
+    "task_allocation": [check_lifelong_calls, check_state_roundtrip],
+    "unseen_task_detection": [check_lifelong_calls, check_state_roundtrip],
 }
 
 
@@ -383,6 +505,14 @@ def _default_aggregation_inputs() -> list[Any]:
     clients = [(1.0, 10), (2.0, 30), (4.0, 20)]
     updates = [([np.full(s, v, dtype=np.float32) for s in shapes], n) for v, n in clients]
     return [(global_weights, updates), (global_weights, updates[:1])]
+
+
+def _default_transform_inputs() -> list[list[np.ndarray]]:
+    rng = np.random.default_rng(0)
+    return [
+        [rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=50).astype(np.float32)],
+        [np.zeros((3, 4), dtype=np.float32), np.full(50, 2.0, dtype=np.float32)],
+    ]
 
 
 def _default_backend_inputs() -> tuple[np.ndarray, np.ndarray]:
@@ -407,26 +537,51 @@ def _require(ok: bool, cls: type, message: str) -> None:
 
 
 def _init_params(cls: type, *, all_kinds: bool = False) -> list[inspect.Parameter]:
+    if cls.__init__ is object.__init__:  # type: ignore[misc]
+        return []  # no constructor of its own: no parameters (not a *args/**kwargs sink)
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
     if all_kinds:
         return params
     return [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def conformance_hook(cls: type, name: str) -> Callable[[], Any] | None:
+    """The class's conformance hook ``name`` (public spelling first, then ``_name``), or None.
+
+    Parameters
+    ----------
+    cls
+        The algorithm class.
+    name
+        ``"conformance_examples"`` or ``"conformance_inputs"``.
+
+    Returns
+    -------
+    callable or None
+        The bound classmethod to call; None when the class overrides neither spelling (the
+        defaults of :class:`~sedna_core.algorithms.Algorithm` mean "the kit's own inputs").
+    """
+    hook = getattr(cls, name, None)
+    default = getattr(Algorithm, name)
+    if hook is not None and getattr(hook, "__func__", hook) is not default.__func__:
+        return hook  # overridden: the class's own
+    return getattr(cls, f"_{name}", None)
+
+
 def _inputs(cls: type, default: Callable[[], Any]) -> Any:
-    hook = getattr(cls, "_conformance_inputs", None)
+    hook = conformance_hook(cls, "conformance_inputs")
     return hook() if hook is not None else default()
 
 
 def _instances(cls: type) -> Iterator[tuple[dict[str, Any], Algorithm]]:
-    hook = getattr(cls, "_conformance_examples", None)
+    hook = conformance_hook(cls, "conformance_examples")
     examples = hook() if hook is not None else [{}]
-    _require(bool(examples), cls, "_conformance_examples() returned no examples")
+    _require(bool(examples), cls, "conformance_examples() returned no examples")
     for kwargs in examples:
         try:
             inst = cls(**kwargs)
         except Exception as exc:
-            hint = "" if hook else "; define classmethod _conformance_examples() -> list[dict]"
+            hint = "" if hook else "; define classmethod conformance_examples() -> list[dict]"
             raise AssertionError(
                 f"{cls.__qualname__}: cannot build it with {kwargs!r}: {exc}{hint}"
             ) from exc

@@ -54,6 +54,12 @@ class InMemoryEstimator:
         self.predict_calls = 0
 
     def train(self, train_data: Any, valid_data: Any = None, **kwargs: Any) -> dict[str, float]:
+        """Move each class's centroid to the mean of its samples in ``train_data``.
+
+        ``train_data`` is ``(x, y)`` or an object with ``x`` and ``y``; ``valid_data`` and
+        ``kwargs`` are accepted and ignored. Returns the training accuracy
+        (``{"accuracy": ...}``).
+        """
         x, y = _xy(train_data)
         if y is None:
             raise ValueError("InMemoryEstimator.train needs labels (x, y)")
@@ -78,22 +84,26 @@ class InMemoryEstimator:
         return ((x[:, None, :] - self.centroids[None, :, :]) ** 2).sum(axis=-1)
 
     def predict_proba(self, data: Any, **kwargs: Any) -> np.ndarray:
+        """The class probabilities of ``data``: a softmax of minus the squared distances."""
         logits = -self._distances(data)
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, data: Any, **kwargs: Any) -> np.ndarray:
+        """The nearest centroid's class for each sample of ``data``."""
         self.predict_calls += 1
         return self._distances(data).argmin(axis=1)
 
     def evaluate(self, data: Any, metrics: Any = None, **kwargs: Any) -> dict[str, float]:
+        """The accuracy on labelled ``data`` (``metrics`` is accepted and ignored)."""
         x, y = _xy(data)
         if y is None:
             raise ValueError("InMemoryEstimator.evaluate needs labels (x, y)")
         return {"accuracy": float((self.predict(x) == y.astype(int)).mean())}
 
     def get_weights(self) -> list[np.ndarray]:
+        """The centroids, as a one-element list (zeros before training when shaped)."""
         if self.centroids is None:
             if self.n_features is None:
                 raise ValueError("InMemoryEstimator has no weights before training")
@@ -101,12 +111,14 @@ class InMemoryEstimator:
         return [self.centroids.copy()]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Replace the centroids with ``weights[0]`` (their shape sets the class count)."""
         (centroids,) = weights
         self.centroids = np.array(centroids, dtype=np.float64)
         self.n_classes, self.n_features = self.centroids.shape
 
     def save(self, model_path: str) -> str:
-        """Write the centroids as ``.npz`` (no pickle); returns the file written."""
+        """The file written: the centroids as ``.npz`` (no pickle) at ``model_path`` (a folder
+        gets ``model.npz``)."""
         path = str(model_path)
         if os.path.isdir(path):
             path = os.path.join(path, "model.npz")
@@ -116,6 +128,7 @@ class InMemoryEstimator:
         return path
 
     def load(self, model_url: str) -> None:
+        """Read what :meth:`save` wrote at ``model_url`` (a file, or its folder)."""
         path = str(model_url)
         if os.path.isdir(path):
             path = os.path.join(path, "model.npz")
@@ -158,6 +171,7 @@ class RecordingPlugin:
     """Records every lifecycle hook call as ``(hook name, arguments)`` in :attr:`events`."""
 
     def __init__(self) -> None:
+        #: ``(hook name, arguments)`` of every call, in order
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     def calls(self, hook: str) -> list[dict[str, Any]]:
@@ -166,6 +180,7 @@ class RecordingPlugin:
 
     @hookimpl
     def sedna_job_started(self, job_kind: str, job_name: str, info: Mapping[str, Any]) -> None:
+        """Record ``job_kind``, ``job_name`` and ``info``."""
         self.events.append(
             ("sedna_job_started", {"job_kind": job_kind, "job_name": job_name, "info": info})
         )
@@ -174,6 +189,7 @@ class RecordingPlugin:
     def sedna_job_finished(
         self, job_kind: str, job_name: str, status: str, info: Mapping[str, Any]
     ) -> None:
+        """Record ``job_kind``, ``job_name``, ``status`` and ``info``."""
         self.events.append(
             (
                 "sedna_job_finished",
@@ -185,6 +201,7 @@ class RecordingPlugin:
     def sedna_round_aggregated(
         self, job_name: str, round_number: int, num_clients: int, metrics: Mapping[str, float]
     ) -> None:
+        """Record ``job_name``, ``round_number``, ``num_clients`` and ``metrics``."""
         self.events.append(
             (
                 "sedna_round_aggregated",
@@ -201,6 +218,7 @@ class RecordingPlugin:
     def sedna_hard_example_found(
         self, job_name: str, count: int, stats: Mapping[str, float]
     ) -> None:
+        """Record ``job_name``, ``count`` and ``stats``."""
         self.events.append(
             ("sedna_hard_example_found", {"job_name": job_name, "count": count, "stats": stats})
         )
@@ -209,6 +227,7 @@ class RecordingPlugin:
     def sedna_model_deployed(
         self, job_name: str, version: str, metrics: Mapping[str, float]
     ) -> None:
+        """Record ``job_name``, ``version`` and ``metrics``."""
         self.events.append(
             (
                 "sedna_model_deployed",
@@ -222,4 +241,5 @@ class DoublesPlugin:
 
     @hookimpl
     def sedna_register_hard_example_miners(self) -> list[type[BaseHardExampleMiner]]:
+        """The miner classes it registers: :class:`ScriptedMiner`."""
         return [ScriptedMiner]

@@ -25,6 +25,13 @@ def sedna_pm() -> Iterator[SednaPluginManager]:
             sedna_pm.register(my_plugin.hooks)
             miner = create_algorithm("hard_example_mining", "MyMiner", plugin_manager=sedna_pm)
 
+    Register with ``name=`` (your distribution's name) and ``entry_point=`` (your entry point's
+    name) so that ``"dist:Name"`` and ``"entry:Name"`` qualify your algorithms as they do once
+    the plugin is installed::
+
+        sedna_pm.register(my_plugin.hooks, name="sedna-plugin-margin", entry_point="margin")
+        create_algorithm("hard_example_mining", "sedna-plugin-margin:MyMiner")
+
     For the duration of the test it is also the process-wide manager, so code that calls
     :func:`~sedna_core.plugins.get_plugin_manager` (jobs, :func:`create_algorithm` without
     ``plugin_manager=``) sees it; the previous one is restored afterwards.

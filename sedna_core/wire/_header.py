@@ -28,7 +28,7 @@ KIND_MESSAGE = ord("M")
 KIND_CHUNK = ord("C")
 ALIGN = 64
 PREFIX = struct.Struct("<4sBBHI")
-MAX_HEADER_BYTES = 16 << 20
+MAX_HEADER_BYTES = 64 << 10  # far below bodies: a header is decoded in the event loop (GIL)
 MAX_NDIM = 32
 # No single tensor may claim more than this (1 TiB): far beyond any model, small enough that
 # the arithmetic on it never strays near int64 limits in numpy.

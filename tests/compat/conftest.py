@@ -1,11 +1,20 @@
-"""Helpers of the compatibility tests: a stub of Sedna's local controller, and Sedna-style
-programs run as processes with the environment Sedna's controllers give their pods."""
+"""Helpers of the compatibility tests: a stub of Sedna's local controller, and KubeEdge Sedna's
+own example programs run unchanged as processes, with the environment Sedna's controllers give
+their pods.
+
+The programs are read from ``SEDNA_EXAMPLES`` (default ``../shared/peers/sedna-examples``), never
+copied here. What a test substitutes is what Sedna's examples leave to the user: the model
+class (``standins/<same folder>/interface.py``, found first on ``sys.path``), the data and the
+controller's environment. Without the examples the tests skip with the reason, and fail under
+``SEDNA_REQUIRE_PEERS=1`` (CI).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -16,8 +25,44 @@ from typing import Any
 
 import pytest
 
-PROGRAMS = Path(__file__).parent / "programs"
-TIMEOUT = 120.0
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = Path(os.environ.get("SEDNA_EXAMPLES", REPO.parent / "shared/peers/sedna-examples"))
+STANDINS = Path(__file__).parent / "standins"
+TIMEOUT = 180.0
+#: what a stand-in model prints (stderr) each time it predicts: tests follow endless programs
+#: (a video loop, a file tail) by counting these instead of sleeping
+PREDICTED = "sedna-standin: predicted"
+
+# Runs a program as `python program.py` would, except that the stand-in folder comes first on
+# sys.path (python puts the program's own folder, with Sedna's interface.py, first).
+_LAUNCH = (
+    "import runpy, sys; sys.path.insert(0, sys.argv[1]); del sys.argv[:2]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def example(program: str) -> Path:
+    """The path of one of Sedna's example programs (``<paradigm>/<example>/.../x.py``)."""
+    return EXAMPLES / program
+
+
+def _command(program: str) -> list[str]:
+    path = example(program)
+    if not path.is_file():
+        pytest.fail(f"Sedna's example program {path} is missing (SEDNA_EXAMPLES={EXAMPLES})")
+    standin = STANDINS / Path(program).parent
+    return [sys.executable, "-c", _LAUNCH, str(standin), str(path)]
+
+
+@pytest.fixture(autouse=True)
+def _sedna_examples(request: pytest.FixtureRequest) -> None:
+    """Tests using ``pods`` need Sedna's examples: skip without them (fail in CI)."""
+    if "pods" not in request.fixturenames or EXAMPLES.is_dir():
+        return
+    reason = f"Sedna's example programs not found at {EXAMPLES} (set SEDNA_EXAMPLES)"
+    if os.environ.get("SEDNA_REQUIRE_PEERS") == "1":
+        pytest.fail(f"SEDNA_REQUIRE_PEERS=1 but {reason}")
+    pytest.skip(reason)
 
 
 class LCStub:
@@ -84,10 +129,9 @@ def pod_env(**env: Any) -> dict[str, str]:
 
 
 def run(program: str, env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a Sedna-style program (``programs/<paradigm>/<file>``) to completion."""
-    path = PROGRAMS / program
+    """Run one of Sedna's example programs to completion."""
     proc = subprocess.run(
-        [sys.executable, str(path)], env=dict(env), cwd=cwd, capture_output=True, text=True,
+        _command(program), env=dict(env), cwd=cwd, capture_output=True, text=True,
         timeout=TIMEOUT,
     )  # fmt: skip
     assert proc.returncode == 0, f"{program} failed:\n{proc.stdout}\n{proc.stderr[-6000:]}"
@@ -95,11 +139,40 @@ def run(program: str, env: Mapping[str, str], cwd: Path) -> subprocess.Completed
 
 
 def spawn(program: str, env: Mapping[str, str], cwd: Path) -> subprocess.Popen[str]:
-    """Start a Sedna-style program without waiting (stdout and stderr together)."""
+    """Start one of Sedna's example programs without waiting (stdout and stderr together)."""
     return subprocess.Popen(
-        [sys.executable, str(PROGRAMS / program)], env=dict(env), cwd=cwd,
+        _command(program), env=dict(env), cwd=cwd,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+
+
+def run_until_predicted(program: str, env: Mapping[str, str], cwd: Path, count: int) -> str:
+    """Run a program that never ends by itself (Sedna's inference workers loop over a video or
+    tail a file) until its stand-in model has predicted ``count`` times, then interrupt it
+    (SIGINT: Python unwinds and flushes its files); its output."""
+    proc = spawn(program, env, cwd)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    seen = 0
+    timer = threading.Timer(TIMEOUT, proc.kill)  # a hung program fails the test, not CI
+    timer.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if PREDICTED in line:
+                seen += 1
+                if seen == count:
+                    proc.send_signal(signal.SIGINT)
+                    break
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(lines) + (rest or "")
+    assert seen == count, f"{program} predicted {seen} of {count} times:\n{out[-6000:]}"
+    return out
 
 
 class Server:
@@ -107,10 +180,7 @@ class Server:
 
     def __init__(self, program: str, env: Mapping[str, str], cwd: Path) -> None:
         self.program = program
-        self.proc = subprocess.Popen(
-            [sys.executable, str(PROGRAMS / program)], env=dict(env), cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        self.proc = spawn(program, env, cwd)
         self.lines: list[str] = []
         self._urls: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -159,6 +229,7 @@ class Pods:
     env = staticmethod(pod_env)
     run = staticmethod(run)
     spawn = staticmethod(spawn)
+    run_until_predicted = staticmethod(run_until_predicted)
     server = Server
 
 

@@ -14,7 +14,12 @@ import pytest
 
 from sedna_core.cli.main import main as sedna_main
 from sedna_core.clock import ManualClock
-from sedna_core.knowledge_base import EdgeKnowledgeCache, KnowledgeBaseClient, KnowledgeBaseServer
+from sedna_core.knowledge_base import (
+    SCHEMA_VERSION,
+    EdgeKnowledgeCache,
+    KnowledgeBaseClient,
+    KnowledgeBaseServer,
+)
 
 
 def small_index(ref, entry="t"):
@@ -83,13 +88,14 @@ def test_ll_sedna_kb_upgrade_schema_and_validate(tmp_path, build_sedna_v1_db, ca
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     build_sedna_v1_db(url)
     assert sedna_main(["kb", "upgrade", "--db-url", url]) == 0
-    assert "1 -> 2" in capsys.readouterr().out
+    assert f"1 -> {SCHEMA_VERSION}" in capsys.readouterr().out
     assert sedna_main(["kb", "schema"]) == 0
     assert json.loads(capsys.readouterr().out)["properties"]["schema_version"] == {"const": 1}
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": "nope"}')
     assert sedna_main(["kb", "validate", str(bad)]) == 1
-    assert "malformed task index" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "malformed task index" in said.out + said.err  # the CLI reports errors on stderr
 
 
 def test_ll_edge_cache_serves_while_kb_is_down_and_refreshes_when_newer(kb_dir, tmp_path):
@@ -99,19 +105,19 @@ def test_ll_edge_cache_serves_while_kb_is_down_and_refreshes_when_newer(kb_dir, 
     client = KnowledgeBaseClient(server.url, retries=0, timeout=2.0)
     cache = EdgeKnowledgeCache(tmp_path / "edge", client, poll_period=30.0, clock=clock)
     try:
-        ref1 = client.upload_file(b"model one", name="m.json")
+        ref1 = client.upload_file(b"\"model one\"", name="m.json")
         client.update_index(small_index(ref1))
         assert cache.maybe_refresh() is True
         assert cache.version == 1
         model = cache.path(cache.index["seen_task"]["task_groups"][0]["model"])
-        assert model.read_bytes() == b"model one"
-        ref2 = client.upload_file(b"model two", name="m.json")
+        assert model.read_bytes() == b"\"model one\""
+        ref2 = client.upload_file(b"\"model two\"", name="m.json")
         client.update_index(small_index(ref2))
         assert cache.maybe_refresh() is False  # poll period not over: no request made
         clock.advance(30.0)
         assert cache.maybe_refresh() is True and cache.version == 2
         new_model = cache.path(cache.index["seen_task"]["task_groups"][0]["model"])
-        assert new_model.read_bytes() == b"model two"
+        assert new_model.read_bytes() == b"\"model two\""
         assert not model.exists()  # files of the old index are dropped
     finally:
         server.stop_background()

@@ -53,7 +53,7 @@ def test_ll_fifty_concurrent_uploads_leave_fifty_rows_and_intact_files(kb_dir, d
 
 
 def _fifty_uploads(kb_server):
-    payloads = [f"model-{i}".encode() * (100 + i) for i in range(50)]
+    payloads = [json.dumps([f"model-{i}"] * (100 + i)).encode() for i in range(50)]
 
     async def upload_all():
         async with aiohttp.ClientSession() as session:
@@ -65,7 +65,7 @@ def _fifty_uploads(kb_server):
                     data=body,
                 ) as resp:
                     assert resp.status == 200, await resp.text()
-                    return await resp.json()
+                    return json.loads(resp.headers["X-Sedna-Artifact"])
 
             return await asyncio.gather(*(one(i, b) for i, b in enumerate(payloads)))
 
@@ -89,7 +89,7 @@ def test_ll_path_traversal_is_refused(kb_server, kb_dir):
                 client._http.get("/knowledgebase/file/download", params={"files": ref})
             assert err.value.status in (400, 404)
         # a client-chosen file name never becomes a path: it is reduced to a safe name
-        record = client.upload_file(b"x", filename="../../escape.json")
+        record = client.upload_file(b"1", filename="../../escape.json")
         assert record["name"] == "escape.json"
         assert not (kb_dir.parent / "escape.json").exists()
         assert kb_server.store.path("escape.json").is_relative_to(kb_dir)
@@ -167,7 +167,9 @@ def test_ll_status_updates_and_everything_else_survive_a_restart(kb_dir, db_url)
     server.start_in_background()
     try:
         with KnowledgeBaseClient(server.url) as client:
-            refs = {e: client.upload_file(e.encode() * 10, name=f"{e}.json") for e in ("a", "b")}
+            refs = {
+                e: client.upload_file(b'"%s"' % (e.encode() * 10), name=f"{e}.json") for e in "ab"
+            }
             attrs = {"a": {"season": "summer"}, "b": {"season": "winter"}}
             assert client.update_index(index_doc(refs, attrs=attrs)) == 1
             result = client.update_status("b", 0, reason="score below threshold")
@@ -187,7 +189,7 @@ def test_ll_status_updates_and_everything_else_survive_a_restart(kb_dir, db_url)
             assert [t["task"] for t in client.query({"season": "winter"})] == ["b"]
             assert client.query({"season": "winter"})[0]["deployed"] is False
             assert [t["task"] for t in client.query(deployed=True)] == ["a"]
-            for entry, body in (("a", b"a" * 10), ("b", b"b" * 10)):
+            for entry, body in (("a", b'"%s"' % (b"a" * 10)), ("b", b'"%s"' % (b"b" * 10))):
                 ref = doc["seen_task"]["task_groups"][0 if entry == "a" else 1]["model"]
                 path = client.download_file(ref, kb_dir.parent / "dl" / entry)
                 assert path.read_bytes() == body
@@ -222,14 +224,14 @@ def test_ll_token_protects_everything_but_health(kb_dir):
 
 def test_ll_download_by_name_and_version(kb_server):
     with KnowledgeBaseClient(kb_server.url) as client:
-        first = client.upload_file(b"v1", name="model.json")
-        second = client.upload_file(b"v2", name="model.json")
+        first = client.upload_file(b'"v1"', name="model.json")
+        second = client.upload_file(b'"v2"', name="model.json")
         assert (first["version"], second["version"]) == ("1", "2")
         latest = client._http.get("/knowledgebase/file/download", params={"files": "model.json"})
-        assert latest.body == b"v2"
+        assert latest.body == b'"v2"'
         old = client._http.get(
             "/knowledgebase/file/download", params={"files": "model.json", "version": "1"}
         )
-        assert old.body == b"v1"
+        assert old.body == b'"v1"'
         assert old.headers["X-Sedna-SHA256"] == first["sha256"]
         assert json.loads(json.dumps(first))["url"].startswith("/knowledgebase/file/download")

@@ -11,7 +11,7 @@ from sedna_core.algorithms.aggregation import AllAtOnceAggregation, TensorSpec, 
 from sedna_core.errors import InvalidParameterError
 from sedna_plugin_robust._blocks import reduce_blocks
 
-__all__ = ["FedMedian", "FedTrimmedAvg", "trimmed_mean"]
+__all__ = ["FedMedian", "FedTrimmedAvg", "median", "trimmed_mean"]
 
 
 class FedMedian(AllAtOnceAggregation):
@@ -31,7 +31,7 @@ class FedMedian(AllAtOnceAggregation):
         specs: Sequence[TensorSpec],
         updates: Sequence[UpdateSource],
     ) -> list[np.ndarray]:
-        return reduce_blocks(specs, updates, lambda rows: np.median(rows, axis=0))
+        return reduce_blocks(specs, updates, median)
 
 
 class FedTrimmedAvg(AllAtOnceAggregation):
@@ -67,10 +67,22 @@ class FedTrimmedAvg(AllAtOnceAggregation):
         return [{}, {"beta": 0.0}, {"beta": 0.4}]
 
 
+def median(rows: np.ndarray) -> np.ndarray:
+    """Median over axis 0; the two middle values of an even count are averaged in float64
+    (in float32, two finite values near its maximum would sum to infinity)."""
+    n = rows.shape[0]
+    if n % 2 or rows.dtype.kind not in "f":
+        return np.median(rows, axis=0)
+    k = n // 2
+    part = np.partition(rows, (k - 1, k), axis=0)
+    return (part[k - 1].astype(np.float64) + part[k]) / 2
+
+
 def trimmed_mean(rows: np.ndarray, beta: float) -> np.ndarray:
-    """Mean over axis 0 after cutting ``int(beta * n)`` values from each end (scipy's rule)."""
+    """Mean over axis 0 after cutting ``int(beta * n)`` values from each end (scipy's rule),
+    summed in float64 so that finite inputs never overflow."""
     n = rows.shape[0]
     low = int(beta * n)
     high = n - low
     part = np.partition(rows, (low, high - 1), axis=0)
-    return np.mean(part[low:high], axis=0)
+    return np.mean(part[low:high], axis=0, dtype=np.float64)

@@ -9,7 +9,7 @@ import numpy as np
 
 from sedna_core.algorithms.aggregation import AllAtOnceAggregation, TensorSpec, UpdateSource
 from sedna_core.errors import InvalidParameterError
-from sedna_plugin_robust._blocks import reduce_blocks, result_dtype, stacked_blocks
+from sedna_plugin_robust._blocks import reduce_blocks, stacked_blocks
 
 __all__ = ["Krum", "MultiKrum", "krum_scores"]
 
@@ -121,9 +121,11 @@ def weighted_mean(specs: Sequence[TensorSpec], updates: Sequence[UpdateSource]) 
     def mean(rows: np.ndarray) -> np.ndarray:
         if len(updates) == 1:
             return rows[0]
-        acc = np.zeros(rows.shape[1], dtype=result_dtype(rows.dtype))
+        # float64 (complex128) sums: finite float32 inputs can never overflow them
+        wide = np.complex128 if rows.dtype.kind == "c" else np.float64
+        acc = np.zeros(rows.shape[1], dtype=wide)
         for k, update in enumerate(updates):
-            acc += rows[k] * update.num_samples
+            acc += rows[k].astype(wide) * update.num_samples
         return acc / total
 
     return reduce_blocks(specs, updates, mean)

@@ -29,10 +29,14 @@ from sedna_core.wire import Assembler, encode_chunks
 
 __all__ = ["Checkpoint", "CheckpointStore", "ServerCheckpoints"]
 
+#: prefix of the transform chain's entries in a checkpoint's state
+_CHAIN = "__transforms__."
+
 FORMAT = "sdnt-frames"
 KEEP = 2
 _LEN = struct.Struct("<Q")
 _CHUNK = 4 << 20
+_TEMP_PREFIX = ".ckpt-"
 
 
 @attrs.frozen
@@ -53,6 +57,7 @@ class CheckpointStore:
         self.store = ArtifactStore(root)
         safe = re.sub(r"[^A-Za-z0-9._-]", "-", job_name)[:100].strip(".-") or "job"
         self.name = f"fl-checkpoint-{safe}"
+        self._lock_fd: int | None = None
 
     def save(
         self,
@@ -64,7 +69,10 @@ class CheckpointStore:
         """Write a new version; returns its version id. Runs in a worker thread."""
         tensors: dict[str, np.ndarray] = {f"w.{i}": w for i, w in enumerate(weights)}
         tensors.update({f"s.{k}": np.asarray(v) for k, v in state.items()})
-        fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".bin", dir=self.store.root)
+        # the writer's pid in the name: a start-up sweep removes only dead writers' leftovers
+        fd, tmp = tempfile.mkstemp(
+            prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".bin", dir=self.store.root
+        )
         try:
             with os.fdopen(fd, "wb") as fh:
                 for frame in encode_chunks(tensors, chunk_bytes=_CHUNK):
@@ -130,6 +138,52 @@ class CheckpointStore:
     def path(self) -> Path:
         return self.store.root
 
+    def sweep_leftovers(self) -> dict[str, int]:
+        """Remove what a server killed while writing a checkpoint left behind; returns counts.
+
+        Our own temporary files carry their writer's pid: those of dead processes go. The
+        store's half-written uploads and versions are swept too, but only when no other
+        server uses this directory (an exclusive lock; servers hold it shared while they run).
+        """
+        from sedna_core.jobs.federated._spool import process_alive
+
+        counts = {"checkpoint_temporary": 0}
+        for tmp in self.store.root.glob(_TEMP_PREFIX + "*.bin"):
+            head = tmp.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+            pid = int(head) if head.isdigit() else None
+            if pid is not None and (pid == os.getpid() or process_alive(pid)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                counts["checkpoint_temporary"] += 1
+        if self._lock(exclusive=True):
+            counts.update(self.store.sweep(lambda name, version: True))
+        self._lock(exclusive=False)
+        return {k: v for k, v in counts.items() if v}
+
+    def _lock(self, *, exclusive: bool) -> bool:
+        """Take this directory's server lock (exclusive: only if free); False when not taken."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no sweeping of shared state
+            return False
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.store.root / ".fl-server.lock", os.O_CREAT | os.O_RDWR)
+        try:
+            if exclusive:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release the directory's server lock."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
 
 class ServerCheckpoints:
     """The aggregation server's checkpoint hooks: resume at start, save after each round.
@@ -139,7 +193,16 @@ class ServerCheckpoints:
     """
 
     async def _resume(self) -> None:
-        if self._ckpt is None or not self.config.resume:
+        if self._ckpt is None:
+            return
+        swept = await asyncio.to_thread(self._ckpt.sweep_leftovers)
+        if swept:
+            self.log.info(
+                "removed what an interrupted checkpoint left behind",
+                path=str(self._ckpt.path),
+                **swept,
+            )
+        if not self.config.resume:
             return
         ckpt = await asyncio.to_thread(self._ckpt.load)
         if ckpt is None:
@@ -151,7 +214,12 @@ class ServerCheckpoints:
                 f"runs {self.aggregator.name}: use another checkpoint_dir or job name"
             )
         self._set_global(ckpt.weights, ckpt.names)
-        self.aggregator.load_state_dict(ckpt.state)
+        # the transform chain's state (privacy spent, clipping norm) shares the file, prefixed
+        chain = {k[len(_CHAIN) :]: v for k, v in ckpt.state.items() if k.startswith(_CHAIN)}
+        self.aggregator.load_state_dict(
+            {k: v for k, v in ckpt.state.items() if not k.startswith(_CHAIN)}
+        )
+        self.transforms.load_state_dict(chain)
         self._completed = min(ckpt.round, self.config.exit_round)
         history = ckpt.metadata.get("history")
         self.history = list(history) if isinstance(history, list) else []
@@ -176,7 +244,8 @@ class ServerCheckpoints:
             "history": self.history,
             "stats": dict(self.stats),
         }
-        weights, state = self._global, self.aggregator.state_dict()
+        weights, state = self._global, dict(self.aggregator.state_dict())
+        state.update({_CHAIN + k: v for k, v in self.transforms.state_dict().items()})
         ckpt = self._ckpt
         self._ckpt_task = asyncio.ensure_future(
             asyncio.to_thread(ckpt.save, number, weights, state, meta)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import secrets
+import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
@@ -15,6 +19,7 @@ from sedna_core.clock import Clock
 from sedna_core.config.federated import FederatedConfig
 from sedna_core.errors import (
     AuthenticationError,
+    BackendError,
     JobError,
     ProtocolError,
     ServiceError,
@@ -23,6 +28,7 @@ from sedna_core.errors import (
 )
 from sedna_core.jobs._base import JobBase
 from sedna_core.jobs.federated._protocol import (
+    CLOSE_REPLACED,
     CLOSE_UNAUTHORIZED,
     WS_PATH,
     control,
@@ -30,11 +36,15 @@ from sedna_core.jobs.federated._protocol import (
     parse_control,
     parse_specs,
 )
+from sedna_core.jobs.federated._transforms import TransformChain
 from sedna_core.wire import Assembler, encode_chunks
 
 __all__ = ["FederatedLearning"]
 
 _MAX_BACKOFF = 30.0
+
+#: what the client says when the server refuses its token (HTTP 401 or websocket close 4401)
+UNAUTHORIZED_HINT = "401/4401 from the server: check SEDNA_TOKEN"
 
 
 class _ConnectionLost(Exception):
@@ -58,11 +68,18 @@ class FederatedLearning(JobBase):
     address
         ``ws(s)://host:port`` of the server; else ``AGG_PROTOCOL``/``AGG_IP``/``AGG_PORT``.
     client_id
-        This client's id; else ``WORKER_NAME``, else the job name.
+        This client's id; else ``WORKER_NAME`` (Sedna's controller sets it), else a unique
+        ``<host>-<pid>-<random>`` so that clients started by hand never replace each other.
     token
         The job's token or this client's own; else ``SEDNA_TOKEN``.
     ca_file
         PEM bundle to trust for ``wss://``; else ``SEDNA_TLS_CA``.
+    classes
+        Every label of the job, for classifiers whose layout follows the labels they see
+        (scikit-learn). Optional: by default each client announces its own labels when it joins
+        and the server fixes their union before round 1; declare them (on every client) when
+        clients may join later with labels the first ones lack, when there are more than 1000,
+        or when the label set should not be announced.
     receive_timeout, reconnect_attempts
         Longest silence from the server (seconds) before the connection counts as lost, and how
         many reconnections in a row are tried before :class:`ServiceUnavailableError`.
@@ -81,6 +98,7 @@ class FederatedLearning(JobBase):
         client_id: str | None = None,
         token: str | None = None,
         ca_file: str | None = None,
+        classes: Sequence[Any] | None = None,
         receive_timeout: float | None = None,
         reconnect_attempts: int | None = None,
         backend: str | None = None,
@@ -102,11 +120,15 @@ class FederatedLearning(JobBase):
         self.config: FederatedConfig = config
         self.aggregation = aggregation
         self.address = (address or config.address).rstrip("/")
-        self.client_id = client_id or config.worker
+        self.client_id = client_id or config.worker_name or unique_client_id()
+        self.classes = list(classes) if classes is not None else None
+        self._job_classes: list[Any] | None = None
         self.log = self.log.bind(peer=self.client_id)
         self.round = 0
         self.history: list[dict[str, Any]] = []
         self._chunk_bytes = 4 << 20
+        #: the job's update transforms, as the server announced them (see _transforms.py)
+        self._transforms = TransformChain()
 
     # -- public API ----------------------------------------------------------------------
     def train(
@@ -160,6 +182,11 @@ class FederatedLearning(JobBase):
     ) -> Any:
         """The asyncio twin of :meth:`train`."""
         failures = 0
+        # refuse a model that cannot learn across rounds before the job counts on this client
+        await asyncio.to_thread(self.estimator.prepare_federated, train_data, self.classes)
+        labels = None  # declared classes need no announcing (and may be too many to announce)
+        if self.classes is None:
+            labels = await asyncio.to_thread(self.estimator.federated_labels, train_data)
         self.announce(
             "sedna_job_started",
             job_kind="federatedlearning",
@@ -182,12 +209,16 @@ class FederatedLearning(JobBase):
                     WS_PATH, heartbeat=self.config.heartbeat, max_msg_size=64 << 20
                 )
                 try:
-                    done = await self._session(ws, train_data, valid_data, kwargs)
+                    done = await self._session(ws, train_data, valid_data, labels, kwargs)
                     if done:
                         break
                 finally:
                     await ws.close()
                 failures = 0
+            except AuthenticationError as exc:
+                self.log.warning(UNAUTHORIZED_HINT, server=self.address, detail=str(exc))
+                self.report("train", "failed")
+                raise AuthenticationError(401, "unauthorized", UNAUTHORIZED_HINT) from exc
             except (ServiceUnavailableError, _ConnectionLost, aiohttp.ClientError, OSError) as exc:
                 failures += 1
                 if failures > self.config.reconnect_attempts:
@@ -216,6 +247,7 @@ class FederatedLearning(JobBase):
         ws: aiohttp.ClientWebSocketResponse,
         train_data: Any,
         valid_data: Any,
+        labels: list[Any] | None,
         train_kwargs: Mapping[str, Any],
     ) -> bool:
         """Serve one connection; True when the job ended (stop received)."""
@@ -229,15 +261,30 @@ class FederatedLearning(JobBase):
                     token=self.config.token,
                     aggregation=self.aggregation,
                     num_samples=_num_samples(train_data),
+                    **({"labels": labels} if labels is not None else {}),
                 )
             )
             welcome = await self._control(inbox)
             if welcome["type"] != "welcome":
                 self._raise_for(welcome)
             self._chunk_bytes = int(welcome.get("chunk_bytes") or (4 << 20))
+            self._transforms = TransformChain.from_welcome(
+                welcome.get("transforms"), plugin_manager=self.plugin_manager
+            )
+            await self._apply_classes(welcome.get("classes"), train_data)
             server_agg = welcome.get("aggregation")
-            if self.aggregation and server_agg and server_agg != self.aggregation:
-                self.log.info("the server runs another aggregation", server=server_agg)
+            asked = str(self.aggregation or "").rpartition(":")[2].strip()  # "dist:Name"
+            if asked and server_agg and str(server_agg).casefold() != asked.casefold():
+                # The server decides. A client that named another aggregation has a typo or a
+                # misconfigured job, which a user must see; one left at Sedna's default
+                # ("FedAvg", what every client says unless told otherwise) is only informed.
+                report = self.log.info if self.aggregation == "FedAvg" else self.log.warning
+                report(
+                    f"this client asked for aggregation {self.aggregation!r}, but the server "
+                    f"runs {server_agg!r}; the server's is used",
+                    client_aggregation=self.aggregation,
+                    server_aggregation=server_agg,
+                )
             self.log.info("joined", server=self.address, completed=welcome.get("completed_rounds"))
             while True:
                 msg = await self._control(inbox)
@@ -276,6 +323,11 @@ class FederatedLearning(JobBase):
         task = msg.get("task")
         number = int(msg.get("round", 0))
         weights = await self._weights(inbox, msg) if msg.get("weights") else None
+        await self._apply_classes(msg.get("classes"), train_data)
+        # the global model, kept apart from the estimator, for the transforms' delta
+        base = None
+        if self._transforms and weights is not None and task == "train":
+            base = [np.array(w, copy=True) for w in weights]
         if weights is not None:
             await asyncio.to_thread(self.estimator.set_weights, weights)
         if task == "sync":
@@ -292,6 +344,11 @@ class FederatedLearning(JobBase):
                 )
                 local = await asyncio.to_thread(self.estimator.get_weights)
                 metrics = numeric_metrics(result)
+                if base is not None:
+                    local, extra = await asyncio.to_thread(
+                        self._transforms.encode_update, local, base, number, msg.get("transforms")
+                    )
+                    metrics.update(extra)
                 await self._send_update(ws, msg, local, _num_samples(train_data), metrics)
             elif task == "evaluate":
                 data = valid_data if valid_data is not None else train_data
@@ -314,6 +371,16 @@ class FederatedLearning(JobBase):
             with contextlib.suppress(Exception):
                 await ws.send_str(control("failed", round=number, message=repr(exc)[:500]))
             raise
+
+    async def _apply_classes(self, classes: Any, train_data: Any) -> None:
+        """Lay the model out for the job's classes (fixed by the server) when they change."""
+        if not isinstance(classes, list) or classes == self._job_classes:
+            return
+        try:
+            await asyncio.to_thread(self.estimator.prepare_federated, train_data, classes)
+        except BackendError as exc:
+            raise JobError(f"this client cannot follow the job's classes: {exc}") from exc
+        self._job_classes = classes
 
     async def _send_update(
         self,
@@ -385,7 +452,13 @@ class FederatedLearning(JobBase):
             aiohttp.WSMsgType.ERROR,
         ):
             if msg.type == aiohttp.WSMsgType.CLOSE and msg.data == CLOSE_UNAUTHORIZED:
-                raise AuthenticationError(401, "unauthorized", "the server refused our token")
+                raise AuthenticationError(401, "unauthorized", UNAUTHORIZED_HINT)
+            if msg.type == aiohttp.WSMsgType.CLOSE and msg.data == CLOSE_REPLACED:
+                self.log.warning(
+                    f"another connection with client id {self.client_id!r} replaced this one "
+                    "(close 4409): give every client its own id (WORKER_NAME or client_id=...); "
+                    "reconnecting"
+                )
             raise _ConnectionLost(f"the server closed the connection ({msg.data!r})")
         return msg
 
@@ -421,19 +494,44 @@ class FederatedLearning(JobBase):
     def _raise_for(self, msg: dict[str, Any]) -> None:
         code, text = msg.get("code"), msg.get("message") or msg.get("type")
         if code == "unauthorized":
-            raise AuthenticationError(401, "unauthorized", str(text))
+            raise AuthenticationError(401, "unauthorized", f"{UNAUTHORIZED_HINT} ({text})")
+        if code == "client_id_in_use":
+            # our own earlier connection may still look alive to the server (until its
+            # heartbeat fails): retry with back-off; another process with our id never frees it
+            self.log.warning(
+                f"the server refused client id {self.client_id!r}: it is already connected. "
+                "If another process uses this id, give every client its own id (WORKER_NAME "
+                "or client_id=...); retrying",
+                reason=text,
+            )
+            raise _ConnectionLost(f"client id {self.client_id!r} in use: {text}")
+        self.log.warning(
+            "the aggregation server refused this client; fix what it says and start it again",
+            code=code,
+            reason=text,
+        )
         raise JobError(f"the aggregation server refused this client: {text}")
 
     def _save(self) -> None:
+        """Save the model to ``MODEL_URL`` (``/MODEL_NAME``); a name without an extension gets
+        the backend's (Keras 3 refuses ``model`` but saves ``model.keras``). A failed save is a
+        failed step: reported to the local controller as such and raised."""
         if not self.config.model_url:
             return
-        from sedna_core.artifacts import resolve_model_path
+        from sedna_core.artifacts import is_remote, resolve_model_path
 
         path = resolve_model_path(self.config, "model")
+        suffix = getattr(self.estimator, "model_suffix", "")
+        if suffix and not is_remote(path) and not os.path.splitext(path)[1]:
+            path += suffix
         try:
-            self.estimator.save(path)
-        except Exception:
-            self.log.exception("could not save the model", path=path)
+            written = self.estimator.save(path)
+        except Exception as exc:
+            self.report("train", "failed", owner_info=self._owner_info())
+            raise JobError(
+                f"could not save the model to {path}: {type(exc).__name__}: {exc}"
+            ) from exc
+        self.log.info("model saved", path=str(written or path), round=self.round)
 
     def _owner_info(self, samples: Any = None) -> dict[str, Any]:
         now = self.clock.time()
@@ -454,6 +552,12 @@ async def _pump(
         await inbox.put(msg)
         if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
             return
+
+
+def unique_client_id() -> str:
+    """``<host>-<pid>-<6 hex>``: unique per process, readable in the server's logs."""
+    host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()).strip("-")[:64] or "client"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def _http_url(address: str) -> str:

@@ -3,19 +3,24 @@ by chunk, evaluations, failures, rejections and late answers."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import numpy as np
+
 from sedna_core.algorithms.aggregation import check_num_samples
+from sedna_core.algorithms.transform import TransformContext
 from sedna_core.errors import InvalidUpdateError, ProtocolError
 from sedna_core.jobs.federated._protocol import (
     check_specs,
     clean_metrics,
+    compatible_dtype,
     field,
     parse_control,
     parse_specs,
 )
 from sedna_core.jobs.federated._session import Session
-from sedna_core.jobs.federated._spool import UpdateReceiver
+from sedna_core.jobs.federated._spool import SpoolUpdate, UpdateBound, UpdateReceiver
 
 __all__ = ["ClientMessages"]
 
@@ -53,7 +58,7 @@ class ClientMessages:
         try:
             number = field(msg, "round", int)
             attempt = msg.get("attempt", 0)
-            num_samples = check_num_samples(msg.get("num_samples"))
+            num_samples = check_num_samples(msg.get("num_samples"), self.config.max_num_samples)
             rnd = self._round
             cid = session.client_id
             if (
@@ -66,13 +71,24 @@ class ClientMessages:
                 await self._late_or_unexpected(session, number, attempt)
                 return
             specs = parse_specs(msg.get("tensors"), max_bytes=self.config.max_model_bytes)
+            # In a job with update transforms a trained update arrives encoded (a delta in the
+            # chain's wire format): its frames are checked against the wire tensors here, and
+            # the decoded update against the model and the bound when it is complete.
+            encoded = bool(self.transforms) and rnd.task == "train" and self._specs is not None
             if self._specs is not None and rnd.task == "train":
-                check_specs(specs, self._specs)
-                specs = self._specs
+                expected = self.transforms.wire_specs(self._specs) if encoded else self._specs
+                check_specs(specs, expected)
+                specs = expected
             assert self._spool is not None
             session.receiver = UpdateReceiver(
-                self._spool.new_file(), specs, num_samples, release=self._spool.release
+                self._spool.new_file(),
+                specs,
+                num_samples,
+                release=self._spool.release,
+                # the first model a client provides (task "init") has nothing to be near to
+                bound=self._update_bound() if rnd.task == "train" and not encoded else None,
             )
+            session.receiver.encoded = encoded
             session.receiving = (number, rnd.task)
             session.update_metrics = clean_metrics(msg.get("metrics"))
         except InvalidUpdateError as exc:
@@ -130,6 +146,13 @@ class ClientMessages:
         source = receiver.finish()
         metrics = session.update_metrics
         session.receiver, session.receiving, session.update_metrics = None, None, {}
+        if receiver.encoded:
+            try:
+                bound = self._update_bound()
+                source = await asyncio.to_thread(self._decode_update, source, number, bound)
+            except InvalidUpdateError as exc:
+                await self._reject(session, number, exc)
+                return
         rnd = self._round
         if (
             rnd is None or rnd.closed or rnd.number != number
@@ -143,6 +166,46 @@ class ClientMessages:
         self._m_updates.inc(outcome="accepted")
         self._notify()
         await session.send("accepted", round=number)
+
+    def _decode_update(
+        self, source: SpoolUpdate, number: int, bound: UpdateBound | None
+    ) -> SpoolUpdate:
+        """An encoded update (wire tensors, already checked) decoded into the global model plus
+        its delta, spooled through the same checks as any update: dtype, shape, finite values
+        in the model's dtype, the distance bound. Runs in a worker thread."""
+        try:
+            wire = source.arrays()
+        finally:
+            source.discard()
+        assert self._global is not None and self._specs is not None and self._spool is not None
+        ctx = TransformContext(number, self._specs)
+        delta = self.transforms.decode(wire, ctx)
+        if not isinstance(delta, list) or len(delta) != len(self._specs):
+            raise InvalidUpdateError(
+                "count", f"the decoded update does not have the model's {len(self._specs)} tensors"
+            )
+        receiver = UpdateReceiver(
+            self._spool.new_file(),
+            self._specs,
+            source.num_samples,
+            release=self._spool.release,
+            bound=bound,
+        )
+        try:
+            for i, (d, g) in enumerate(zip(delta, self._global, strict=True)):
+                d = np.asarray(d)
+                if d.shape != g.shape or not compatible_dtype(d.dtype, g.dtype):
+                    raise InvalidUpdateError(
+                        "decode",
+                        f"decoded tensor {i} is {d.dtype}{list(d.shape)}, the model's is "
+                        f"{g.dtype}{list(g.shape)}",
+                    )
+                with np.errstate(over="ignore", invalid="ignore"):
+                    receiver.write_tensor(i, np.add(g, d, dtype=g.dtype))
+            return receiver.finish()
+        except BaseException:
+            receiver.discard()
+            raise
 
     async def _on_evaluation(self, session: Session, msg: dict[str, Any]) -> None:
         rnd = self._round

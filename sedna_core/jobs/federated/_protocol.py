@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -32,7 +33,9 @@ __all__ = [
     "WS_PATH",
     "ProtocolError",
     "clean_metrics",
+    "compatible_dtype",
     "control",
+    "json_depth",
     "parse_control",
     "parse_specs",
     "specs_json",
@@ -51,6 +54,10 @@ CLOSE_FAILED = 4500
 MAX_CONTROL_BYTES = 1 << 20
 #: the metrics one update may carry
 MAX_METRICS = 64
+#: deepest JSON nesting read from a peer before it is authenticated (a join is 2 levels deep)
+MAX_PRE_AUTH_DEPTH = 16
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def control(kind: str, **fields: Any) -> str:
@@ -74,6 +81,23 @@ def parse_control(text: str) -> dict[str, Any]:
             f"{PROTOCOL_VERSION}); upgrade the older side"
         )
     return msg
+
+
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of JSON ``text`` nest, without parsing it.
+
+    One regex pass drops string literals (brackets inside them do not count), then a running
+    sum over the brackets left gives the depth: linear time, no recursion, so a hostile frame
+    is measured before ``json.loads`` could recurse on it.
+    """
+    depth = deepest = 0
+    for ch in _JSON_STRING.sub("", text):
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def field(msg: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -131,18 +155,40 @@ def check_specs(got: Sequence[TensorSpec], expected: Sequence[TensorSpec]) -> No
         check_tensor(i, g, e)
 
 
+def compatible_dtype(got: np.dtype[Any], expected: np.dtype[Any]) -> bool:
+    """Whether values of dtype ``got`` may be converted to the model's ``expected`` dtype.
+
+    Mixed fleets send what their frameworks hold (float64 from numpy or scikit-learn, float32
+    from torch): any real float or integer converts to a float model (values out of its range
+    then fail the finite-value check), reals convert to complex, and integers to integers only
+    when no value can change. Complex to real would drop a part: refused.
+    """
+    if got == expected:
+        return True
+    if expected.kind == "f":
+        return got.kind in "fiu"
+    if expected.kind == "c":
+        return got.kind in "fciu"
+    if expected.kind in "iu":
+        return got.kind in "iu" and bool(np.can_cast(got, expected, "safe"))
+    return False
+
+
 def check_tensor(i: int, got: TensorSpec, expected: TensorSpec) -> None:
     """Tensor ``i`` of an update (announced, or as its frames say) must be the global model's.
 
-    Names are compared where both have one; then dtype and shape.
+    Names are compared where both have one; then dtype (a compatible one is converted, see
+    :func:`compatible_dtype`) and shape.
     """
     if got.name is not None and expected.name is not None and got.name != expected.name:
         raise InvalidUpdateError(
             "name", f"tensor {i} is named {got.name!r}, the global model's is {expected.name!r}"
         )
-    if got.dtype != expected.dtype:
+    if not compatible_dtype(got.dtype, expected.dtype):
         raise InvalidUpdateError(
-            "dtype", f"tensor {i}: dtype {got.dtype}, the global model has {expected.dtype}"
+            "dtype",
+            f"tensor {i}: dtype {got.dtype} cannot be converted to the global model's "
+            f"{expected.dtype}",
         )
     if got.shape != expected.shape:
         raise InvalidUpdateError(

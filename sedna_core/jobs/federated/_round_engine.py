@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from sedna_core.algorithms.aggregation import all_finite
+from sedna_core.algorithms.transform import TransformContext
 from sedna_core.errors import JobError
 from sedna_core.jobs.federated import _sedna_compat as sedna
 from sedna_core.jobs.federated._protocol import CLOSE_FAILED, specs_json
@@ -25,6 +27,9 @@ from sedna_core.jobs.federated._session import Session
 from sedna_core.jobs.federated._spool import SpoolUpdate
 
 __all__ = ["RoundEngine"]
+
+#: seconds of the job's clock between "waiting for clients" lines while nobody new joins
+WAIT_REPORT_EVERY = 10.0
 
 
 class RoundEngine:
@@ -45,7 +50,14 @@ class RoundEngine:
                 info={"aggregation": self.aggregator.name},
             )
             number = self._completed + 1
+            stopped = ""
             while number <= cfg.exit_round:
+                stopped = self.transforms.budget_exhausted(number) or ""
+                if stopped:
+                    # a privacy budget (or another transform's limit) ends the job cleanly,
+                    # with the model of the last round that fit in it
+                    self.log.warning("job stopped before its last round", reason=stopped)
+                    break
                 for attempt in range(cfg.max_retries + 1):
                     if await self._training_round(number, attempt):
                         break
@@ -58,7 +70,9 @@ class RoundEngine:
                     await self._evaluation_round(number)
                 number += 1
             await self._wait_checkpoint()
-            result = FederatedResult("completed", self._completed, self._global, self.history)
+            result = FederatedResult(
+                "completed", self._completed, self._global, self.history, message=stopped
+            )
             self.log.info("job completed", rounds=self._completed, stats=dict(self.stats))
         except asyncio.CancelledError:
             raise
@@ -106,7 +120,7 @@ class RoundEngine:
         # The first round this process runs waits for everyone (a job start, or a restart:
         # the same clients as before); later ones start with whoever is there, given a quorum.
         need = quorum if self._rounds_run else cfg.participants_count
-        await self._wait_for(lambda: len(self._sessions) >= need, deadline)
+        await self._wait_for_clients(need, deadline, number)
         if len(self._sessions) < quorum:
             self.log.warning(
                 "too few clients connected for the quorum",
@@ -149,6 +163,7 @@ class RoundEngine:
                 failed=len(rnd.failed),
                 late=rnd.late,
             )
+            sedna.keep_for_retry(self, rnd)
             rnd.discard_updates()
             self._m_rounds.inc(outcome="retried")
             return False
@@ -156,25 +171,62 @@ class RoundEngine:
         sources = [rnd.updates[c] for c in clients]
         self.phase = "aggregate"
         await self._wait_checkpoint()  # it reads the aggregator state this round will change
+        saved = {k: np.array(v, copy=True) for k, v in self.aggregator.state_dict().items()}
+        saved_chain = {k: np.array(v, copy=True) for k, v in self.transforms.state_dict().items()}
         try:
-            new = await asyncio.to_thread(self._aggregate, sources)
-        finally:
+            new = await asyncio.to_thread(
+                self._aggregate, sources, number, [rnd.metrics[c][1] for c in clients]
+            )
+        except BaseException:
             rnd.discard_updates()
+            raise
+        broken = [i for i, w in enumerate(new) if not all_finite(w)]
+        if broken:
+            # Never let a non-finite model out: keep the old one (and the aggregator's state
+            # as it was), name the cause, and let the round be retried like a missed quorum.
+            self.aggregator.load_state_dict(saved)
+            self.transforms.load_state_dict(saved_chain)
+            self.stats["nonfinite_aggregates"] += 1
+            self.log.error(
+                "the aggregate holds NaN or infinite values; the previous global model is kept "
+                "and the round is retried",
+                round=number,
+                attempt=attempt,
+                tensors=broken[:10],
+                aggregation=self.aggregator.name,
+                clients=clients,
+            )
+            sedna.keep_for_retry(self, rnd)
+            rnd.discard_updates()
+            self._m_rounds.inc(outcome="retried")
+            return False
+        rnd.discard_updates()
+        numbers, self._transform_numbers = self._transform_numbers, {}
         duration = self.clock.monotonic() - rnd.started
         self._global = new
+        self._bound = None
         self._completed = number
         record = {
             "round": number,
             "attempt": attempt,
             "clients": clients,
             "num_samples": sum(s.num_samples for s in sources),
-            "metrics": weighted_metrics({c: rnd.metrics[c] for c in clients}),
+            # metrics named "_..." are for the transforms only (a DP clipping bit is private)
+            "metrics": {
+                k: v
+                for k, v in weighted_metrics({c: rnd.metrics[c] for c in clients}).items()
+                if not k.startswith("_")
+            },
             "rejected": dict(rnd.rejected),
             "failed": sorted(rnd.failed),
             "missing": sorted(rnd.pending),
             "late": rnd.late,
             "duration": duration,
         }
+        if numbers:
+            record["transforms"] = numbers
+            for name, value in numbers.items():
+                self._m_transform.set(value, name=name)
         self.history.append(record)
         self._m_rounds.inc(outcome="completed")
         self._m_round.set(number)
@@ -194,6 +246,31 @@ class RoundEngine:
         sedna.broadcast_round(self, number, record)
         self._notify()
         return True
+
+    async def _wait_for_clients(self, need: int, deadline: float, number: int) -> bool:
+        """Wait until ``need`` clients are connected or the deadline; says so while it waits
+        (whenever the count changes, and every :data:`WAIT_REPORT_EVERY` s of the clock)."""
+        shown = -1
+        report = self.clock.monotonic()
+        while True:
+            have = len(self._sessions)
+            if have >= need:
+                return True
+            now = self.clock.monotonic()
+            if now >= deadline:
+                return False
+            if have != shown or now >= report:
+                self.log.info(
+                    f"waiting for clients: {have} of {need} joined, "
+                    f"round deadline in {max(0.0, deadline - now):.0f} s",
+                    round=number,
+                    joined=have,
+                    needed=need,
+                )
+                shown, report = have, now + WAIT_REPORT_EVERY
+            await self._wait_for(
+                lambda have=have: len(self._sessions) != have, min(deadline, report)
+            )
 
     async def _bootstrap(self, number: int, attempt: int, deadline: float) -> bool:
         """No global model yet: ask one client (the first by id) for its initial weights."""
@@ -263,13 +340,46 @@ class RoundEngine:
                 session.discarding = True
                 self._spawn(self._late(session, rnd.number))
 
-    def _aggregate(self, sources: list[SpoolUpdate]) -> list[np.ndarray]:
+    def _aggregate(
+        self,
+        sources: list[SpoolUpdate],
+        number: int = 0,
+        client_metrics: list[dict[str, float]] | None = None,
+    ) -> list[np.ndarray]:
         assert self._global is not None
         agg = self.aggregator
-        agg.begin_round(self._global)
-        for source in sources:
-            agg.add_update(source)
-        return agg.finish()
+        chain = self.transforms
+        base = self._global
+        agg.begin_round(base)
+        if not chain:
+            for source in sources:
+                agg.add_update(source)
+            return agg.finish()
+        # With a transform chain the per-update step (server-side clipping) sees each delta;
+        # the aggregate's delta then goes through the chain (central noise) before it is kept.
+        ctx = TransformContext(
+            number,
+            self._specs or [],
+            num_clients=len(sources),
+            total_clients=max(len(self._sessions), len(sources)),
+        )
+        for i, source in enumerate(sources):
+            ctx.metrics = dict(client_metrics[i]) if client_metrics else {}
+            weights = [
+                np.array(source.read(k, 0, g.size)).reshape(g.shape) for k, g in enumerate(base)
+            ]
+            delta = [np.subtract(w, g, dtype=g.dtype) for w, g in zip(weights, base, strict=True)]
+            delta = chain.before_aggregation(delta, source.num_samples, ctx)
+            agg.accumulate(
+                [np.add(g, d, dtype=g.dtype) for g, d in zip(base, delta, strict=True)],
+                source.num_samples,
+            )
+        new = agg.finish()
+        ctx.metrics = {}
+        delta = [np.subtract(w, g, dtype=g.dtype) for w, g in zip(new, base, strict=True)]
+        delta = chain.after_aggregation(delta, ctx)
+        self._transform_numbers = chain.end_round(ctx)
+        return [np.add(g, d, dtype=g.dtype) for g, d in zip(base, delta, strict=True)]
 
     async def _send_round(self, session: Session, rnd: Round) -> None:
         fields: dict[str, Any] = {
@@ -281,6 +391,11 @@ class RoundEngine:
         }
         if rnd.task == "train":
             fields["config"] = self.aggregator.client_config()
+            if self.transforms:
+                fields["transforms"] = self.transforms.round_config()
+        classes = self._fix_classes()
+        if classes is not None:
+            fields["classes"] = classes
         if rnd.task in ("train", "evaluate") and self._global is not None:
             ok = await session.send_weights(
                 "round",
@@ -295,6 +410,18 @@ class RoundEngine:
             rnd.pending.discard(session.client_id)
             rnd.failed.add(session.client_id)
             self._notify()
+
+    def _fix_classes(self) -> list[Any] | None:
+        """The job's classes: the union of the labels the connected clients announced, fixed
+        the first time a round is sent (round 1 waits for every participant), so that every
+        classifier lays its weights out alike even when each client sees only some labels."""
+        if self._classes is None:
+            announced = [s.labels for s in self._sessions.values() if s.labels]
+            if announced:
+                union = set().union(*announced)
+                self._classes = sorted(union, key=lambda v: (isinstance(v, str), v))
+                self.log.info("classes fixed", classes=len(self._classes))
+        return self._classes
 
     async def _send_stop(self, session: Session) -> None:
         result = self._result
@@ -319,7 +446,12 @@ class RoundEngine:
             await session.close(CLOSE_FAILED, "job failed")
 
     def _progress(self, record: dict[str, Any]) -> None:
-        self.log.info(
+        # Printed once: by on_round when there is one (the CLI's progress line), else here
+        emit = self.log.debug if self.on_round is not None else self.log.info
+        extra = {"metrics": describe(record["metrics"])} if record["metrics"] else {}
+        if record.get("transforms"):
+            extra["transforms"] = describe(record["transforms"])
+        emit(
             f"round {record['round']}/{self.config.exit_round} closed",
             round=record["round"],
             clients=len(record["clients"]),
@@ -327,7 +459,7 @@ class RoundEngine:
             seconds=round(record["duration"], 3),
             rejected=len(record["rejected"]),
             late=record["late"],
-            metrics=describe(record["metrics"]),
+            **extra,
         )
         if self.on_round is not None:
             try:

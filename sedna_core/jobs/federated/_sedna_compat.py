@@ -6,11 +6,20 @@ Sedna's client connects to ``ws://AGG_IP:AGG_PORT/{aggregation}``, sends
 wait for ``{"type": "recv_weight", "data": {"weights": ..., "exit_flag": "ok"|"continue", ...}}``.
 
 Here such a client is one more participant: its updates are converted to arrays, checked
-exactly as native updates (shapes, dtypes, finite values) and spooled; an update that arrives
-while no round is open waits for the next round (Sedna clients train unasked); after every
-round each Sedna client gets ``recv_weight`` with the new global model. Sedna's protocol has no
-tokens: when the server has one, a Sedna client passes it as ``?token=`` in its URL (its
-``aggregation`` string may carry it: ``FedAvg?token=...``) or as a bearer header.
+exactly as native updates (shapes, a dtype convertible to the model's, finite values, the
+sample-count and distance bounds) and spooled; an update that arrives while no round is open
+waits for the next round (Sedna clients train unasked); after every round each Sedna client
+gets ``recv_weight`` with the new global model. A Sedna client cannot resend: its accepted
+update stays with the round through retries, and a refused one is dropped while the round
+closes with the others. Sedna's protocol has no tokens: when the server has one, a Sedna client
+passes it as ``?token=`` in its URL (its ``aggregation`` string may carry it:
+``FedAvg?token=...``) or as a bearer header.
+
+The server sends only frames it built itself: unlike Sedna's server it never relays a client's
+frame to other clients (a forged ``recv_weight`` would reach them past every check), and it
+answers ``subscribe`` with an acknowledgement built from the validated client id, not an echo.
+JSON numbers are doubles: a model first learned from a Sedna client is float64, as Sedna's own
+server averages.
 """
 
 from __future__ import annotations
@@ -31,7 +40,15 @@ from sedna_core.jobs.federated._spool import UpdateReceiver
 if TYPE_CHECKING:
     from sedna_core.jobs.federated._server import AggregationServer
 
-__all__ = ["admit", "broadcast_round", "info", "on_text", "send_stop", "take_waiting_updates"]
+__all__ = [
+    "admit",
+    "broadcast_round",
+    "info",
+    "keep_for_retry",
+    "on_text",
+    "send_stop",
+    "take_waiting_updates",
+]
 
 
 async def admit(
@@ -43,10 +60,23 @@ async def admit(
             code=CLOSE_PROTOCOL, message=b"Sedna's protocol is disabled (AGG_SEDNA_COMPAT)"
         )
         return None
+    if server.transforms.client_side:
+        # Sedna's clients send raw weights: they cannot clip, noise or compress them
+        reason = (
+            f"this job's update transforms {server.transforms.client_side} act on the client; "
+            "Sedna-protocol clients cannot apply them: use sedna-core's FederatedLearning client"
+        )
+        server.stats["refused_transforms"] += 1
+        server.log.warning("Sedna-protocol client refused", reason=reason)
+        await ws.close(
+            code=CLOSE_PROTOCOL,
+            message=b"this job's update transforms act on clients; Sedna's clients cannot join",
+        )
+        return None
     try:
         client_id = server._client_id(doc.get("client_id"))
     except InvalidUpdateError as exc:
-        await ws.close(code=CLOSE_PROTOCOL, message=str(exc).encode()[:120])
+        await server._protocol_close(ws, str(exc))
         return None
     token = request.query.get("token")
     header = request.headers.get("Authorization", "")
@@ -54,14 +84,17 @@ async def admit(
         token = header[7:].strip()
     if not server._authorised(client_id, token):
         return await server._refuse(ws, client_id)
+    if not await server._may_take(ws, client_id):
+        return None
+    server._lift_frame_limit(request, ws)
     session = Session(client_id, ws, "sedna")
     server._register(session)
-    echo = json.dumps(doc)
+    # Built here from the validated id: the subscriber's own frame is never sent anywhere
+    joined = {"type": "CLIENT_JOIN", "data": client_id}
     for other in list(server._sessions.values()):
         if other.kind == "sedna" and other is not session:
-            await other.send_json({"type": "CLIENT_JOIN", "data": client_id})
-            await other.send_text(echo)
-    await session.send_text(echo)
+            await other.send_json(joined)
+    await session.send_json({"type": "subscribe", "client_id": client_id})
     server._joined(session)
     return session
 
@@ -77,10 +110,15 @@ async def on_text(server: AggregationServer, session: Session, text: str) -> Non
         )
         return
     if doc.get("type") != "update_weight":
-        # Sedna relays every other frame to everybody; we relay among Sedna clients only
-        for other in list(server._sessions.values()):
-            if other.kind == "sedna" and other is not session:
-                await other.send_text(text)
+        # Sedna's server relays every other frame to every client; that would let one client
+        # forge server messages (a recv_weight with exit_flag "ok") for the others: dropped.
+        server.stats["ignored_sedna_frames"] += 1
+        kind = doc.get("type")
+        server.log.info(
+            "Sedna-protocol frame ignored (only update_weight is read; nothing is relayed)",
+            peer=session.client_id,
+            type=kind[:64] if isinstance(kind, str) else None,
+        )
         return
     try:
         source = _spool(server, session, doc.get("data"))
@@ -98,17 +136,19 @@ async def on_text(server: AggregationServer, session: Session, text: str) -> Non
     else:  # trained unasked: it waits for the next round that asks this client
         session.drop_waiting()
         session.waiting_update = source
+        session.refused = None
 
 
 def _spool(server: AggregationServer, session: Session, data: Any) -> Any:
     if not isinstance(data, dict) or not isinstance(data.get("weights"), list):
         raise InvalidUpdateError("malformed", "update_weight needs data.weights (nested lists)")
-    num_samples = check_num_samples(data.get("num_samples"))
+    num_samples = check_num_samples(data.get("num_samples"), server.config.max_num_samples)
     layers = data["weights"]
     if server._specs is None:  # nobody told us the model yet: this update does
         try:
-            arrays = [np.asarray(x, dtype=np.float32) for x in layers]
-        except (ValueError, TypeError) as exc:
+            # JSON numbers are doubles: float64, as Sedna's own server averages them
+            arrays = [np.asarray(x, dtype=np.float64) for x in layers]
+        except (ValueError, TypeError, OverflowError) as exc:
             raise InvalidUpdateError(
                 "malformed", f"weights are not numeric arrays: {exc}"
             ) from None
@@ -120,12 +160,19 @@ def _spool(server: AggregationServer, session: Session, data: Any) -> Any:
             "count", f"update has {len(layers)} tensors, the global model has {len(specs)}"
         )
     receiver = UpdateReceiver(
-        server._spool.new_file(), specs, num_samples, release=server._spool.release
+        server._spool.new_file(),
+        specs,
+        num_samples,
+        release=server._spool.release,
+        bound=server._update_bound(),
     )
     try:
         for i, layer in enumerate(layers):
             try:
-                values = np.asarray(layer, dtype=specs[i].dtype)
+                # the JSON's own type (float64 for numbers); converted to the model's dtype
+                values = np.asarray(layer)
+                if values.dtype == object:
+                    raise ValueError("ragged or mixed nested lists")
             except (ValueError, TypeError, OverflowError) as exc:
                 raise InvalidUpdateError(
                     "malformed", f"tensor {i} is not a numeric array: {exc}"
@@ -148,20 +195,40 @@ async def _reject(server: AggregationServer, session: Session, exc: InvalidUpdat
         rnd.pending.discard(session.client_id)
         rnd.rejected[session.client_id] = exc.reason
         server._notify()
+    else:  # sent unasked: the next round that asks this client counts the refusal
+        session.drop_waiting()
+        session.refused = exc.reason
     await session.send_json(
         {"type": "rejected", "data": {"reason": exc.reason, "message": str(exc)}}
     )
 
 
 def take_waiting_updates(server: AggregationServer, rnd: Round) -> None:
-    """At round start: Sedna clients asked this round may have sent their update already."""
+    """At round start: Sedna clients asked this round may have sent their update already
+    (also an update a failed attempt of this round had accepted: they cannot resend)."""
     for cid in sorted(rnd.asked):
         session = server._sessions.get(cid)
-        if session is not None and session.kind == "sedna" and session.waiting_update is not None:
+        if session is None or session.kind != "sedna":
+            continue
+        if session.waiting_update is not None:
             source, session.waiting_update = session.waiting_update, None
             rnd.updates[cid] = source
             rnd.metrics[cid] = (source.num_samples, {})
             rnd.pending.discard(cid)
+        elif session.refused is not None:  # it will not send another: close without it
+            rnd.rejected[cid] = session.refused
+            rnd.pending.discard(cid)
+        session.refused = None
+
+
+def keep_for_retry(server: AggregationServer, rnd: Round) -> None:
+    """A round attempt failed: Sedna clients cannot resend, so their accepted updates wait
+    for the next attempt (the global model they were trained from has not changed)."""
+    for cid in list(rnd.updates):
+        session = server._sessions.get(cid)
+        if session is not None and session.kind == "sedna" and session.waiting_update is None:
+            session.waiting_update = rnd.updates.pop(cid)
+            rnd.metrics.pop(cid, None)
 
 
 def _recv_weight(server: AggregationServer, number: int, total: int, last: str) -> str:

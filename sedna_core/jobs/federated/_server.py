@@ -30,7 +30,7 @@ from sedna_core.jobs.federated._protocol import PROTOCOL_VERSION, WS_PATH
 from sedna_core.jobs.federated._round_engine import RoundEngine
 from sedna_core.jobs.federated._rounds import FederatedResult, Round
 from sedna_core.jobs.federated._session import Session
-from sedna_core.jobs.federated._spool import SpoolDir
+from sedna_core.jobs.federated._spool import SpoolDir, UpdateBound
 from sedna_core.log import configure_logging, get_logger
 from sedna_core.service import METRICS_KEY, BackgroundLoop, ServiceRunner, create_app
 
@@ -83,6 +83,23 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         PEM files: serve ``wss://``.
     checkpoint_dir
         Artifact store for a checkpoint after every round; a restarted server resumes from it.
+    spool_dir
+        Where updates are spooled while they arrive (default: a disk-backed temporary
+        directory, ``/var/tmp`` where it exists; the location is logged).
+    max_num_samples
+        Largest ``num_samples`` one update may claim (default 10**9).
+    max_update_ratio, max_update_norm
+        An update is refused when ``||update - global||_2 > max_update_ratio * ||global||_2 +
+        max_update_norm`` (defaults 100 and 1e9); a refusal counts as that client's failure
+        for the round.
+    pre_auth_bytes
+        Largest frame read from a connection before it is authenticated (default 64 KiB).
+    transforms
+        The job's update-transform chain, in order (kind ``update_transform``: clipping, noise,
+        compression; see ``docs/federated-learning.md``): a list of names or
+        ``{"method": ..., "param": {...}}`` specs, or ``AGG_TRANSFORMS``. Announced to clients,
+        which refuse to join when they lack a piece; Sedna-protocol clients are refused when a
+        piece acts on the client.
     initial_weights
         The starting global model (a list of arrays, or a dict name -> array). Without it the
         server asks one client for its initial weights (as Flower does).
@@ -117,8 +134,13 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         checkpoint_dir: str | None = None,
         spool_dir: str | None = None,
         chunk_bytes: int | None = None,
+        max_num_samples: int | None = None,
+        max_update_ratio: float | None = None,
+        max_update_norm: float | None = None,
+        pre_auth_bytes: int | None = None,
         initial_weights: Sequence[np.ndarray] | Mapping[str, np.ndarray] | None = None,
         sedna_compat: bool | None = None,
+        transforms: Any = None,
         job_name: str | None = None,
         config: AggregationServerConfig | None = None,
         clock: Clock | None = None,
@@ -146,12 +168,16 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
             "checkpoint_dir": checkpoint_dir,
             "spool_dir": spool_dir,
             "chunk_bytes": chunk_bytes,
+            "max_num_samples": max_num_samples,
+            "max_update_ratio": max_update_ratio,
+            "max_update_norm": max_update_norm,
+            "pre_auth_bytes": pre_auth_bytes,
             "sedna_compat": sedna_compat,
+            "transforms": transforms,
             "job_name": job_name,
         }
         given = {k: v for k, v in explicit.items() if v is not None}
         cfg = attrs.evolve(config, **given) if config else AggregationServerConfig.from_env(**given)
-        cfg = attrs.evolve(cfg, exit_round=max(1, cfg.exit_round))
         self._check_config(cfg)
         self.config = cfg
         self.clock: Clock = clock or SystemClock()
@@ -162,11 +188,19 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         algo = create_algorithm("aggregation", cfg.algorithm_spec(), plugin_manager=plugin_manager)
         assert isinstance(algo, BaseAggregation)
         self.aggregator: BaseAggregation = algo
+        from sedna_core.jobs.federated._transforms import TransformChain
+
+        self.transforms = TransformChain.build(cfg.transforms, plugin_manager=plugin_manager)
+        #: what the chain reported for the last round (privacy spent...), in each round record
+        self._transform_numbers: dict[str, float] = {}
         self.log = log.bind(job=cfg.job_name, aggregation=algo.name)
         self._job_token = cfg.token
         self._client_tokens = cfg.client_tokens
         self._global: list[np.ndarray] | None = None
         self._specs: list[TensorSpec] | None = None
+        self._bound: UpdateBound | None = None  # for the current global model, made on demand
+        #: the job's classes: the union of the labels clients announced, fixed before round 1
+        self._classes: list[Any] | None = None
         if initial_weights is not None:
             self._set_global(*_as_weight_list(initial_weights))
         self._ckpt = (
@@ -226,7 +260,10 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         return self._result
 
     async def astop(self) -> None:
-        """Stop now: cancel the job, close every connection, stop listening."""
+        """Stop now: cancel the job, close every connection, stop listening, remove the spool."""
+        if self._runner is None and self._spool is None:
+            return
+        unfinished = self._result is None
         if self._job_task is not None and not self._job_task.done():
             self._job_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -244,18 +281,51 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         if self._runner is not None:
             await self._runner.stop()
             self._runner = None
+        if self._ckpt is not None:
+            self._ckpt.close()
+        spool = None
         if self._spool is not None:
+            spool = str(self._spool.path)
             self._spool.close()
             self._spool = None
+        self.log.info(
+            "aggregation server stopped" + (" before the job ended" if unfinished else ""),
+            completed_rounds=self._completed,
+            spool_removed=spool,
+        )
 
     async def run(self) -> FederatedResult:
-        """Serve until the job ends and reconnecting clients had ``linger`` seconds to learn it."""
+        """Serve until the job ends and reconnecting clients had ``linger`` seconds to learn it.
+
+        In the main thread, SIGTERM and SIGINT stop the server cleanly (connections closed,
+        spool removed, shutdown logged: a pod being deleted); the result is then ``failed``
+        with a message saying so.
+        """
         await self.astart()
+        stop = asyncio.Event()
+        signals = _stop_on_signals(stop)
         try:
-            result = await self.wait()
+            job = asyncio.ensure_future(self.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({job, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not job.done():
+                job.cancel()
+                self.log.warning("stopping on a signal before the job ended")
+                return FederatedResult(
+                    "failed",
+                    self._completed,
+                    self._global,
+                    self.history,
+                    message="stopped by a signal before the job ended",
+                )
+            result = job.result()
             await self.linger()
             return result
         finally:
+            for sig in signals:
+                with contextlib.suppress(Exception):
+                    asyncio.get_running_loop().remove_signal_handler(sig)
             await self.astop()
 
     async def linger(self) -> None:
@@ -330,6 +400,9 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
                 "rejected": dict(rnd.rejected),
             },
             "clients": self.clients,
+            "spool": None
+            if self._spool is None
+            else {"path": str(self._spool.path), "filesystem": self._spool.filesystem},
             "status": None if self._result is None else self._result.status,
             "stats": dict(self.stats),
             "history": self.history,
@@ -347,13 +420,98 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
     # -- configuration -------------------------------------------------------------------
     @staticmethod
     def _check_config(cfg: AggregationServerConfig) -> None:
+        """Refuse impossible settings at start, one line each (explicit arguments skip the
+        environment's converters, so every bound is checked here)."""
         if cfg.client_tokens is not None:
             try:
                 _check_tokens(cfg.client_tokens)
             except ValueError as exc:
                 raise ConfigError("client_tokens (AGG_CLIENT_TOKENS)", "...", str(exc)) from None
-        if cfg.chunk_bytes < 1024:
-            raise ConfigError("chunk_bytes (AGG_CHUNK_BYTES)", cfg.chunk_bytes, "at least 1024")
+
+        def need(ok: bool, name: str, value: Any, accepted: str) -> None:
+            if not ok:
+                raise ConfigError(name, value, accepted)
+
+        def number(value: Any) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        need(
+            whole(cfg.exit_round) and cfg.exit_round >= 1,
+            "exit_round (EXIT_ROUND, --exit-round)",
+            cfg.exit_round,
+            "an integer >= 1",
+        )
+        need(
+            whole(cfg.participants_count) and cfg.participants_count >= 1,
+            "participants_count (PARTICIPANTS_COUNT, --participants)",
+            cfg.participants_count,
+            "an integer >= 1",
+        )
+        if cfg.quorum is not None:
+            need(
+                whole(cfg.quorum) and 1 <= cfg.quorum <= cfg.participants_count,
+                "quorum (AGG_QUORUM, --quorum)",
+                cfg.quorum,
+                f"an integer from 1 to participants_count ({cfg.participants_count}): a round "
+                "cannot need more updates than the clients it waits for",
+            )
+        need(
+            number(cfg.round_deadline) and 0 < cfg.round_deadline < float("inf"),
+            "round_deadline (AGG_ROUND_DEADLINE, --deadline)",
+            cfg.round_deadline,
+            "a number of seconds > 0",
+        )
+        for name, value in (
+            ("fraction (AGG_FRACTION, --fraction)", cfg.fraction),
+            (
+                "evaluate_fraction (AGG_EVALUATE_FRACTION, --evaluate-fraction)",
+                cfg.evaluate_fraction,
+            ),
+        ):
+            need(number(value) and 0 < value <= 1, name, value, "a number in (0, 1]")
+        for name, value in (
+            ("evaluate_every (AGG_EVALUATE_EVERY, --evaluate-every)", cfg.evaluate_every),
+            ("max_retries (AGG_MAX_RETRIES, --max-retries)", cfg.max_retries),
+        ):
+            need(whole(value) and value >= 0, name, value, "an integer >= 0")
+        need(
+            whole(cfg.port) and 0 <= cfg.port <= 65535,
+            "port (AGG_BIND_PORT, --port)",
+            cfg.port,
+            "a port from 0 to 65535",
+        )
+        need(
+            whole(cfg.chunk_bytes) and cfg.chunk_bytes >= 1024,
+            "chunk_bytes (AGG_CHUNK_BYTES)",
+            cfg.chunk_bytes,
+            "at least 1024",
+        )
+        need(
+            whole(cfg.max_num_samples) and cfg.max_num_samples >= 1,
+            "max_num_samples (AGG_MAX_NUM_SAMPLES)",
+            cfg.max_num_samples,
+            "an integer >= 1",
+        )
+        for name, value in (
+            ("max_update_ratio (AGG_MAX_UPDATE_RATIO)", cfg.max_update_ratio),
+            ("max_update_norm (AGG_MAX_UPDATE_NORM)", cfg.max_update_norm),
+        ):
+            need(number(value) and value > 0, name, value, "a number > 0")
+        need(
+            whole(cfg.pre_auth_bytes) and 1024 <= cfg.pre_auth_bytes <= 16 << 20,
+            "pre_auth_bytes (AGG_PRE_AUTH_BYTES)",
+            cfg.pre_auth_bytes,
+            "an integer from 1024 to 16777216 (a join frame's worth)",
+        )
+        need(
+            number(cfg.linger) and cfg.linger >= 0,
+            "linger (AGG_LINGER, --linger)",
+            cfg.linger,
+            "a number of seconds >= 0",
+        )
 
     def _service_config(self) -> AggregationServerConfig:
         # Joins authenticate inside the protocol; per-client tokens alone still protect
@@ -371,6 +529,11 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         self._m_rounds = metrics.counter("sedna_fl_rounds_total", "Rounds by outcome", ["outcome"])
         self._m_clients = metrics.gauge("sedna_fl_clients", "Connected clients")
         self._m_round = metrics.gauge("sedna_fl_round", "Training rounds completed")
+        self._m_transform = metrics.gauge(
+            "sedna_fl_transform_value",
+            "Numbers the update transforms report (privacy spent: epsilon, delta; clipping norm)",
+            ["name"],
+        )
         app.router.add_get(WS_PATH, self._ws_route)
         app.router.add_get(WS_PATH + "/status", self._status_route)
         app.router.add_get("/{aggregation}", self._sedna_route)
@@ -380,8 +543,19 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
     def _set_global(self, weights: list[np.ndarray], names: Sequence[str | None] | None) -> None:
         fixed = [np.ascontiguousarray(w, dtype=w.dtype.newbyteorder("=")) for w in weights]
         self._global = fixed
+        self._bound = None
         clean = None if names is None or any(n is None for n in names) else list(names)
         self._specs = specs_of(fixed, clean)  # type: ignore[arg-type]
+
+    def _update_bound(self) -> UpdateBound | None:
+        """How far an update may lie from the current global model (None before there is
+        one); its norm is computed once per global model."""
+        if self._global is None:
+            return None
+        if self._bound is None:
+            cfg = self.config
+            self._bound = UpdateBound(self._global, cfg.max_update_ratio, cfg.max_update_norm)
+        return self._bound
 
     # -- plumbing ----------------------------------------------------------------------------
     def announce(self, hook: str, **kwargs: Any) -> None:
@@ -432,6 +606,24 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.log.error("background task failed", error=repr(task.exception()))
+
+
+def _stop_on_signals(stop: asyncio.Event) -> list[int]:
+    """Set ``stop`` on SIGTERM/SIGINT where this loop can handle signals (the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    loop = asyncio.get_running_loop()
+    done = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, nested loops
+            continue
+        done.append(sig)
+    return done
 
 
 def _as_weight_list(

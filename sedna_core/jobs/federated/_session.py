@@ -45,6 +45,11 @@ class Session:
         self.discarding = False
         # Sedna clients send updates unasked; one waits here until a round takes it
         self.waiting_update: SpoolUpdate | None = None
+        # ...or its last update was refused while no round was open: the reason, until a
+        # round counts it (a Sedna client cannot resend, the round must not wait for it)
+        self.refused: str | None = None
+        #: the labels the client announced when it joined (classifiers), for the job's classes
+        self.labels: list[Any] | None = None
 
     def __repr__(self) -> str:
         return f"Session({self.client_id!r}, {self.kind})"

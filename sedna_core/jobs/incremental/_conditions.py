@@ -90,10 +90,14 @@ class Condition:
         try:
             return any(all(c.evaluate(values) for c in group) for group in self.groups)
         except KeyError as exc:
+            import difflib
+
+            close = difflib.get_close_matches(str(exc.args[0]), sorted(values), n=1, cutoff=0.75)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
                 "condition",
                 self.text,
-                f"names among {sorted(values)} ({exc.args[0]!r} is not one of them)",
+                f"names among {sorted(values)} ({exc.args[0]!r} is not one of them{hint})",
             ) from None
 
     def __str__(self) -> str:

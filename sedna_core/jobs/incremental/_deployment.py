@@ -257,22 +257,41 @@ class ModelDeployment:
 
     def _export(self, source: str) -> None:
         """Copy the deployed model to MODEL_URL (a local folder or file) for Sedna's workers."""
-        if not self.config.model_url or self.estimator is None:
-            return
-        from sedna_core.artifacts import is_remote, resolve_model_path
-
         try:
-            target = resolve_model_path(self.config, self.estimator.default_model_file)
-            if is_remote(target) or Path(target) == Path(source):
-                return
-            dest = Path(target)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-            os.close(fd)
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, dest)
+            self._copy_to_model_url(source)
         except Exception as exc:  # the deployment stands; exporting is a convenience
             self.log.warning("could not export the deployed model", error=str(exc))
+
+    def _model_url_target(self, source: str | os.PathLike[str]) -> Path | None:
+        """Where a model file goes under ``MODEL_URL`` (Sedna's model path: the file itself,
+        or ``MODEL_URL/<MODEL_NAME or the backend's file name>``, keeping the file's suffix);
+        None without a local ``MODEL_URL``."""
+        if not self.config.model_url or self.estimator is None:
+            return None
+        from sedna_core.artifacts import is_remote, resolve_model_path
+
+        default = self.estimator.default_model_file
+        suffix = Path(source).suffix
+        if suffix and not Path(default).suffix:
+            default += suffix
+        target = resolve_model_path(self.config, default)
+        return None if is_remote(target) else Path(target)
+
+    def _copy_to_model_url(self, source: str | os.PathLike[str]) -> Path | None:
+        """Copy ``source`` to its place under ``MODEL_URL`` atomically; the file, or None."""
+        dest = self._model_url_target(source)
+        if dest is None or dest == Path(source):
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return dest
 
     def deploy(self, version: str) -> GateDecision:
         """Serve a stored version now, without the gate (an operator's decision)."""

@@ -8,11 +8,12 @@ This module holds the job's construction, training, evaluation and the service-s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -128,6 +129,7 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
             estimator, config=cfg, backend=backend, plugin_manager=plugin_manager, clock=clock
         )
         self.config: IncrementalConfig = cfg
+        self._phase = threading.local()
         self.mine_proba = bool(mine_proba)
         self.warm_start = bool(warm_start)
         self.probe = probe
@@ -148,7 +150,9 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
         self.hem = self._make_miner(hard_example_mining)
         self.versions = ModelVersions(cfg.workspace, _artifact_name(cfg.job_name), clock=self.clock)
         self.hard_examples = self._make_store(hard_examples)
+        #: the deployment gate's decision on the version trained last
         self.last_decision: GateDecision | None = None
+        #: the version the last :meth:`train` produced
         self.last_trained: str | None = None
         self.stats = {"inference_number": 0, "hard_example_number": 0, "unsaved_hard_examples": 0}
         self._stats_lock = threading.Lock()
@@ -252,6 +256,9 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
                 metrics=result,
                 metadata={"source": "train", "n_train": count_samples(train_data)},
             )
+            # Sedna's train worker leaves the trained model under MODEL_URL, where its
+            # controller takes it to the eval worker: that is the URL reported.
+            output = self._copy_to_model_url(info.path)
         except Exception:
             self.report("train", "failed")
             raise
@@ -263,22 +270,53 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
             "completed",
             results=[
                 model_result(
-                    str(info.path),
+                    str(output or info.path),
                     _plain(result),
                     fmt=info.format,
                     data_path_prefix=self.config.data_path_prefix,
                 )
             ],
         )
-        self.log.info("candidate trained", version=info.version)
+        self.log.info("candidate trained", version=info.version, path=str(output or info.path))
         if deploy:
             held_out = eval_data if eval_data is not None else valid_data
             current = self.serving
-            if held_out is None and current is not None and current.version != INITIAL:
-                self.last_decision = self._decide_without_data(info.version)
-            else:
-                self.last_decision = self.propose(info.version, held_out)
+            # One message per phase, as Sedna's workers send: the controller runs its own
+            # eval and deploy workers, so this process's gate is logged, not reported.
+            with self._reporting_only("train"):
+                if held_out is None and current is not None and current.version != INITIAL:
+                    self.last_decision = self._decide_without_data(info.version)
+                else:
+                    self.last_decision = self.propose(info.version, held_out)
         return post_process(candidate) if callable(post_process) else candidate
+
+    @contextlib.contextmanager
+    def _reporting_only(self, kind: str) -> Iterator[None]:
+        """Within the block, reports of other kinds stay in the log (this thread only)."""
+        previous = getattr(self._phase, "kind", None)
+        self._phase.kind = kind
+        try:
+            yield
+        finally:
+            self._phase.kind = previous
+
+    def report(
+        self,
+        kind: str,
+        status: str | None,
+        results: list[dict[str, Any]] | None = None,
+        owner_info: dict[str, Any] | None = None,
+    ) -> None:
+        phase = getattr(getattr(self, "_phase", None), "kind", None)
+        if phase is not None and kind != phase:
+            self.log.info(
+                "kept from the local controller (one message per phase)",
+                kind=kind,
+                status=status,
+                phase=phase,
+            )
+            return
+        super().report(kind, status, results=results, owner_info=owner_info)
 
     def evaluate(
         self,

@@ -315,8 +315,8 @@ class LoopRunner:
         for check in self._checks:  # both models predict the same next samples, for comparison
             take = min(len(y), self.window - check["seen"])
             if take > 0:
-                new_pred = np.asarray(check["model"].predict(x[:take]))
-                prev_pred = np.asarray(check["previous_model"].predict(x[:take]))
+                new_pred = _labels(check["model"].predict(x[:take]))
+                prev_pred = _labels(check["previous_model"].predict(x[:take]))
                 check["correct"] += int(np.sum(new_pred == y[:take]))
                 check["prev_correct"] += int(np.sum(prev_pred == y[:take]))
                 check["seen"] += take

@@ -5,7 +5,8 @@ A predict stream is a websocket on ``/{job_name}/predict/ws`` carrying the binar
 used by one call at a time and goes back to the idle list only when it answered in step; one
 that timed out, broke or closed is closed in the background and never reused, so an answer can
 never be taken for the answer to a later request. A cloud without the stream route (the handshake
-is answered with a 4xx other than 401/403) is asked over HTTP from then on.
+is answered with a 4xx other than 401: Sedna's FastAPI answers 403, proxies 404 or 405) is asked
+with HTTP requests in Sedna's JSON from then on (see ``CloudClient``); 401 is a refused token.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from sedna_core import wire
-from sedna_core.errors import AuthenticationError, RemoteError, ServiceUnavailableError
+from sedna_core.errors import RemoteError, ServiceUnavailableError
 from sedna_core.jobs.joint_inference._protocol import decode_result, decode_stream_text
 from sedna_core.service import HttpClient
 
@@ -108,15 +109,14 @@ class Channel:
             return await self.http.ws_connect(
                 self.stream_path, retries=0, close_timeout=self.close_timeout
             )
-        except AuthenticationError:
-            raise
         except RemoteError as exc:
-            if exc.status >= 500:
+            if exc.status >= 500 or exc.status == 401:  # down, or our token refused
                 raise
             if self.support.available:
                 self.support.available = False
                 self.log.info(
-                    "the cloud has no predict stream; sending HTTP requests",
+                    "the cloud has no predict stream (Sedna's BigModelService?); sending HTTP "
+                    "POST requests with Sedna's JSON from now on",
                     status=exc.status,
                     route=self.stream_path,
                 )

@@ -11,7 +11,7 @@ import weakref
 from typing import Any
 
 from sedna_core import wire
-from sedna_core.errors import RemoteError, WireFormatError
+from sedna_core.errors import AuthenticationError, RemoteError, WireFormatError
 from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
 from sedna_core.jobs.joint_inference._channel import NO_STREAM, Channel, StreamSupport
 from sedna_core.jobs.joint_inference._protocol import (
@@ -129,12 +129,16 @@ class CloudClient:
             return channel
 
     async def _post(self, channel: Channel, data: Any) -> Any:
-        body, content_type = encode_data(data, self.wire_format)
+        # a cloud without predict streams is Sedna's own service (or behind a proxy that
+        # refuses websockets): Sedna's JSON is what every big-model service understands
+        fmt = self.wire_format if self._streams.available else "json"
+        body, content_type = encode_data(data, fmt)
         async with asyncio.timeout(self.timeout):  # one deadline for connect, send and answer
             if content_type == wire.CONTENT_TYPE:
                 result = await channel.predict(body)
                 if result is not NO_STREAM:
                     return result
+                body, content_type = encode_data(data, "json")
             response = await channel.http.request(
                 "POST", self.path, data=body, headers=_HEADERS[content_type]
             )
@@ -198,7 +202,13 @@ class CloudClient:
         with self._lock:
             self._outage_failures += 1
             first = self._outage_failures == 1
-        if first:
+        if first and isinstance(exc, AuthenticationError):
+            self.log.warning(
+                f"{exc.status} from the cloud: check SEDNA_TOKEN (the edge's token is missing "
+                "or is not the big-model service's); answering from the edge meanwhile",
+                error=error,
+            )
+        elif first:
             self.log.warning(
                 "cloud call failed; answering from the edge until it answers again",
                 error=error,

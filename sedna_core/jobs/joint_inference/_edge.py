@@ -20,6 +20,12 @@ from sedna_core.config.joint_inference import (
 from sedna_core.errors import ConfigError, JobError
 from sedna_core.jobs._base import JobBase
 from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
+from sedna_core.jobs.joint_inference._calibration import (
+    Calibration,
+    calibrate_threshold,
+    check_calibratable,
+    correct_answers,
+)
 from sedna_core.jobs.joint_inference._cloud import CloudClient, CloudReply
 from sedna_core.jobs.joint_inference._protocol import (
     as_numeric_array,
@@ -34,13 +40,15 @@ HARD_EXAMPLE_HOOK = "sedna_hard_example_found"
 
 
 class _Edge:
-    """A step of an inference plan: run the edge model on ``data``."""
+    """A step of an inference plan: run the edge model on ``data`` (``proba``: its
+    ``predict_proba``, for a miner that judges probabilities; None when it has none)."""
 
-    __slots__ = ("data", "kwargs")
+    __slots__ = ("data", "kwargs", "proba")
 
-    def __init__(self, data: Any, kwargs: dict[str, Any]) -> None:
+    def __init__(self, data: Any, kwargs: dict[str, Any], proba: bool = False) -> None:
         self.data = data
         self.kwargs = kwargs
+        self.proba = proba
 
 
 class _Cloud:
@@ -97,6 +105,8 @@ class JointInference(JobBase):
     """
 
     job_kind = "jointinferenceservice"
+    #: samples per cloud request when :meth:`calibrate` asks the cloud (bounded request size)
+    CALIBRATION_CHUNK = 256
 
     def __init__(
         self,
@@ -161,6 +171,7 @@ class JointInference(JobBase):
             token=config.token,
             ca_file=config.tls_ca,
         )
+        self._no_proba = False
         self._counter = StatsCounter()
         self._start_time = self.clock.time()
         self._reported_version = 0
@@ -247,6 +258,93 @@ class JointInference(JobBase):
         """:meth:`inference_batch` for coroutines (the edge model runs in a worker thread)."""
         return await self._arun(self._plan_batch(samples, post_process, kwargs))
 
+    def calibrate(
+        self,
+        x_val: Any,
+        y_val: Any,
+        *,
+        target_offload: float | None = None,
+        max_accuracy_loss: float | None = None,
+        mode: str = "point",
+        delta: float = 0.1,
+        relative: bool = True,
+        miner: Any = None,
+        cloud_results: Any = None,
+        correct: Callable[[Any, Any], Any] | None = None,
+        post_process: Callable[[Any], Any] | None = None,
+        apply: bool = True,
+    ) -> Calibration:
+        """Choose the miner's threshold from labelled validation data, and use it.
+
+        The edge model answers ``x_val``; the cloud answers it too (in requests of
+        ``CALIBRATION_CHUNK`` samples; or pass its answers as ``cloud_results``); ``correct(results,
+        y_val)`` says which answers are right (default: vectors by their argmax index, scalars as
+        they are). Then :func:`~sedna_core.jobs.joint_inference.calibrate_threshold` picks the
+        threshold for the target: ``target_offload`` (a share of samples for the cloud), or
+        ``max_accuracy_loss`` against cloud-only accuracy on the same samples (``relative``: as
+        a fraction of it) as a point estimate (``mode="point"``) or guaranteed with probability
+        >= 1 - ``delta`` (``mode="guaranteed"``, for serving data exchangeable with
+        ``x_val``). ``miner`` (default: the job's) is calibrated; with ``apply`` the job uses
+        the result from now on. See "Calibration" in docs/joint-inference.md.
+        """
+        base = miner if miner is not None else self.hard_example_mining
+        if base is None:
+            raise ConfigError("hard_example_mining", None, "a miner to calibrate (e.g. Confidence)")
+        base = check_calibratable(self._make_miner(base) if miner is not None else base)
+        n = _count_samples(x_val)
+        post = _post_processor(post_process)
+        edge = post(self._edge_predict(_Edge(x_val, {})))
+        if self.mining_mode == MINING_THEN_INFERENCE:
+            view = x_val
+        else:
+            view = edge
+            if getattr(base, "needs_probabilities", False) and not _probability_like(edge, True):
+                proba = self._edge_proba(x_val, {})
+                view = edge if proba is None else proba
+        if cloud_results is None:
+            cloud_results = self._cloud_answers(x_val, n)
+        judge = correct if correct is not None else correct_answers
+        result = calibrate_threshold(
+            base,
+            view,
+            judge(edge, y_val),
+            judge(cloud_results, y_val),
+            target_offload=target_offload,
+            max_accuracy_loss=max_accuracy_loss,
+            mode=mode,
+            delta=delta,
+            relative=relative,
+            plugin_manager=self.plugin_manager,
+            log=self.log,
+        )
+        if apply:
+            self.hard_example_mining = result.miner
+        self.log.info(
+            "miner calibrated" if apply else "miner calibrated (not applied)",
+            miner=result.miner.name,
+            params=result.params,
+            validation_offload=round(result.offload, 4),
+            validation_accuracy=round(result.accuracy, 4),
+            cloud_accuracy=round(result.cloud_accuracy, 4),
+            mode=result.mode or result.target,
+        )
+        return result
+
+    def _cloud_answers(self, x_val: Any, n: int) -> list[Any]:
+        """The cloud's answers for every validation sample, in requests of a bounded size."""
+        rows: list[Any] = []
+        for lo in range(0, n, self.CALIBRATION_CHUNK):
+            idx = np.arange(lo, min(lo + self.CALIBRATION_CHUNK, n))
+            reply = self.cloud.call(_take(x_val, idx), int(idx.size))
+            if not reply.ok:
+                raise JobError(
+                    "calibration needs the cloud's answers on the validation data and the cloud "
+                    "did not answer (see the warning above): start the BigModelService, or pass "
+                    "its answers as cloud_results="
+                )
+            rows.extend(list(reply.result))
+        return rows
+
     def report_stats(self) -> None:
         """Send the counters to the local controller now (if any changed since the last send)."""
         stats, version = self._counter.snapshot()
@@ -298,7 +396,32 @@ class JointInference(JobBase):
     def _edge_predict(self, step: _Edge) -> Any:
         if self.estimator is None:
             raise JobError("JointInference has no estimator to infer on the edge; pass one")
+        if step.proba:
+            return self._edge_proba(step.data, step.kwargs)
         return self.estimator.predict(step.data, **step.kwargs)
+
+    def _edge_proba(self, data: Any, kwargs: dict[str, Any]) -> Any:
+        """The backend's ``predict_proba``, or None when it has none (remembered)."""
+        from sedna_core.errors import BackendError
+
+        try:
+            try:
+                return self.estimator.predict_proba(data, **kwargs)
+            except TypeError:
+                if not kwargs:
+                    raise
+                return self.estimator.predict_proba(data)  # predict's options may not apply
+        except BackendError:
+            self._no_proba = True  # the miner warns, once, about what it gets instead
+            return None
+
+    def _wants_proba(self, processed: Any, batch: bool) -> bool:
+        """Whether the miner needs probabilities that the (post-processed) edge result is not:
+        labels from scikit-learn's ``predict``, logits from a network."""
+        miner = self.hard_example_mining
+        if not getattr(miner, "needs_probabilities", False) or self._no_proba:
+            return False
+        return not _probability_like(processed, batch)
 
     # -- plans: what to do, independent of how calls are made ---------------------------------
     def _plan_one(
@@ -313,7 +436,11 @@ class JointInference(JobBase):
         else:
             edge_result = yield _Edge(data, kwargs)
             final = post(edge_result)
-            is_hard = bool(miner(final)) if miner is not None else False
+            view = final
+            if miner is not None and self._wants_proba(final, batch=False):
+                proba = yield _Edge(data, kwargs, proba=True)
+                view = _single(proba) if proba is not None else final
+            is_hard = bool(miner(view)) if miner is not None else False
         ok = failed = 0
         if is_hard:
             reply: CloudReply = yield _Cloud(data, None)
@@ -343,10 +470,12 @@ class JointInference(JobBase):
         else:
             edge_result = yield _Edge(samples, kwargs)
             processed = post(edge_result)
+            view = processed
+            if miner is not None and self._wants_proba(processed, batch=True):
+                proba = yield _Edge(samples, kwargs, proba=True)
+                view = processed if proba is None else proba
             is_hard = (
-                _decisions(miner.mine(processed), n)
-                if miner is not None
-                else np.zeros(n, dtype=bool)
+                _decisions(miner.mine(view), n) if miner is not None else np.zeros(n, dtype=bool)
             )
         hard = np.flatnonzero(is_hard)
         reply = CloudReply(False)
@@ -408,6 +537,29 @@ def _post_processor(post_process: Any) -> Callable[[Any], Any]:
     if not callable(post_process):
         raise ConfigError("post_process", post_process, "a callable taking the edge result")
     return lambda result: post_process(copy.deepcopy(result))  # Sedna deep-copies too
+
+
+def _probability_like(result: Any, batch: bool) -> bool:
+    """Whether ``result`` already is class probabilities: float vectors (one, or one per
+    sample) with every entry in [0, 1]. Labels (integers), logits and other shapes are not."""
+    try:
+        arr = result if isinstance(result, np.ndarray) else np.asarray(result)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return False
+    want = 2 if batch else 1
+    if arr.ndim == want + 1 and arr.shape[-2] == 1:  # (n, 1, K) / (1, K): one vector each
+        arr = arr.reshape(*arr.shape[:-2], arr.shape[-1])
+    if arr.ndim != want:
+        return False
+    return bool(arr.min() >= 0 and arr.max() <= 1)  # NaN fails both
+
+
+def _single(proba: Any) -> Any:
+    """A one-request ``predict_proba`` answer as one vector (``(1, K)`` -> ``(K,)``)."""
+    arr = np.asarray(proba)
+    return arr[0] if arr.ndim == 2 and arr.shape[0] == 1 else proba
 
 
 def _count_samples(samples: Any) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 
 from sedna_core import wire
 from sedna_core.errors import AuthenticationError, ConfigError, RemoteError, WireFormatError
+from sedna_core.service import dumps_json
 
 __all__ = [
     "JSON_CONTENT_TYPE",
@@ -119,8 +120,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def dumps(doc: Any) -> str:
-    """JSON text with numpy arrays and scalars as lists and numbers."""
-    return json.dumps(doc, default=_json_default)
+    """JSON text with numpy arrays and scalars as lists and numbers; non-finite floats as
+    ``"NaN"``/``"Infinity"``/``"-Infinity"`` strings (bare NaN is not JSON)."""
+    return dumps_json(doc, default=_json_default)
 
 
 def encode_data(data: Any, fmt: str) -> tuple[bytes, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from sedna_core.config import JobConfig
 from sedna_core.config.joint_inference import BigModelServiceConfig
 from sedna_core.errors import ConfigError, JobError, WireFormatError
 from sedna_core.jobs._base import JobBase
+from sedna_core.jobs.joint_inference._batching import Batcher, QueueFullError
 from sedna_core.jobs.joint_inference._protocol import (
     JSON_CONTENT_TYPE,
     as_numeric_array,
@@ -36,6 +36,8 @@ from sedna_core.service import (
     create_app,
     error_body,
     json_error,
+    read_body,
+    read_json,
     request_id,
 )
 
@@ -74,6 +76,12 @@ class BigModelService(JobBase):
         size). Requests whose data do not fit get a 400 saying what was expected; data are
         cast to ``input_dtype``. Without ``input_shape``, a model with scikit-learn's
         ``n_features_in_`` gets ``(n_features_in_,)``.
+    max_batch_size, max_queue_delay, max_queue
+        Dynamic batching (``SEDNA_MAX_BATCH_SIZE``, ``SEDNA_MAX_QUEUE_DELAY``,
+        ``SEDNA_MAX_QUEUE``): concurrent requests run as one model call of at most
+        ``max_batch_size`` samples (1 turns it off); an idle model runs a request at once; a
+        request beyond ``max_queue`` waiting ones gets 503 with ``Retry-After``. See
+        :mod:`sedna_core.jobs.joint_inference._batching`.
     backend, plugin_manager, clock
         See :class:`~sedna_core.jobs._base.JobBase`.
     """
@@ -94,6 +102,9 @@ class BigModelService(JobBase):
         model_path: str | None = None,
         input_shape: Sequence[int | None] | None = None,
         input_dtype: str | np.dtype[Any] | None = None,
+        max_batch_size: int | None = None,
+        max_queue_delay: float | None = None,
+        max_queue: int | None = None,
         backend: str | None = None,
         plugin_manager: Any = None,
         clock: Clock | None = None,
@@ -103,13 +114,25 @@ class BigModelService(JobBase):
         elif job_name is not None:
             config = attrs.evolve(config, job_name=job_name)
         check_job_name(config.job_name)
-        overrides = {"host": host, "port": port, "token": token, "workers": workers}
+        overrides = {
+            "host": host,
+            "port": port,
+            "token": token,
+            "workers": workers,
+            "max_batch_size": max_batch_size,
+            "max_queue_delay": max_queue_delay,
+            "max_queue": max_queue,
+        }
         if service_config is None:
             service_config = BigModelServiceConfig.from_env(**overrides)
         else:
             service_config = attrs.evolve(
                 service_config, **{k: v for k, v in overrides.items() if v is not None}
             )
+        for name, least in (("max_batch_size", 1), ("max_queue", 1), ("max_queue_delay", 0)):
+            value = getattr(service_config, name)
+            if not value >= least:  # explicit arguments skip the environment's conversion
+                raise ConfigError(name, value, f"a number >= {least}")
         super().__init__(
             estimator, config=config, backend=backend, plugin_manager=plugin_manager, clock=clock
         )
@@ -229,7 +252,7 @@ class BigModelService(JobBase):
             False: samples_total.series(format="json"),
         }
         predict_seconds = metrics.histogram(
-            "sedna_ji_predict_seconds", "Time the big model spent per request"
+            "sedna_ji_predict_seconds", "Time the big model spent per call (a batch is one call)"
         ).series()
         stream_requests = metrics.counter(
             "sedna_ji_stream_requests_total", "Requests answered over predict streams", ["status"]
@@ -253,10 +276,9 @@ class BigModelService(JobBase):
             ]
             return web.json_response({"infos": routes})
 
-        async def answer(data: Any, binary: bool) -> tuple[bytes, str]:
-            """The answer's body and content type for a request's data (or a json_error)."""
-            x = self._validate(data)
-            n = len(x) if hasattr(x, "__len__") else 1
+        async def run_model(x: Any) -> Any:
+            """The model's answer for one request's or one batch's data (or a json_error)."""
+            n = _rows(x)
             executor = self._executor
             if executor is None:
                 raise json_error(503, "unavailable", "the service is stopping; retry elsewhere")
@@ -273,6 +295,30 @@ class BigModelService(JobBase):
                 ) from None
             placement.record(seconds, n)
             predict_seconds.observe(seconds)
+            return result
+
+        cfg = self.service_config
+        batcher = Batcher(
+            run_model,
+            max_batch_size=cfg.max_batch_size,
+            max_queue_delay=cfg.max_queue_delay,
+            max_queue=cfg.max_queue,
+            workers=cfg.workers,
+            clock=self.clock,
+            metrics=metrics,
+            log=self.log,
+        )
+
+        async def answer(data: Any, binary: bool) -> tuple[bytes, str]:
+            """The answer's body and content type for a request's data (or a json_error)."""
+            x = self._validate(data)  # per-request checks, before any batching
+            n = _rows(x)
+            try:
+                result = await batcher.submit(x, n)
+            except QueueFullError as exc:
+                raise json_error(
+                    503, "overloaded", str(exc), headers={"Retry-After": _RETRY_AFTER}
+                ) from None
             samples_by_format[binary].inc(float(n))
             try:
                 return encode_result(result, binary)
@@ -288,9 +334,18 @@ class BigModelService(JobBase):
                 or request.content_type == wire.CONTENT_TYPE
             )
             if binary:
-                data = _tensor_data(await request.read())
+                body = await read_body(request)  # no whole-body copy in the event loop
+                if _header_bytes(body) > _INLINE_HEADER_BYTES:  # many tensors: decode off-loop
+                    data = await asyncio.get_running_loop().run_in_executor(
+                        None, _tensor_data, body
+                    )
+                else:
+                    data = _tensor_data(body)
             elif request.content_type in (JSON_CONTENT_TYPE, "text/plain"):
-                data = _json_data(await request.read())
+                # bounded (max_json_size), strict: non-finite numbers and deep nesting are 400s
+                data = _json_data(
+                    await read_json(request, what="the predict body", arrays=("data",))
+                )
             else:
                 raise json_error(
                     415,
@@ -390,6 +445,11 @@ class BigModelService(JobBase):
             )
 
         app.on_shutdown.append(close_streams)
+
+        async def stop_batcher(app: web.Application) -> None:
+            await batcher.aclose()
+
+        app.on_cleanup.append(stop_batcher)
         app.router.add_get(info_path(name), info)
         app.router.add_post(predict_path(name), predict)
         app.router.add_get(stream_path(name), predict_stream)
@@ -438,6 +498,13 @@ class BigModelService(JobBase):
 
 
 _STREAM_CLOSE_SECONDS = 0.25  # how long closing a predict stream waits for the edge's reply
+# Seconds a client refused by a full queue waits: a full queue drains within a few batches.
+_RETRY_AFTER = "1"
+
+
+def _rows(x: Any) -> int:
+    """Samples in a request's data (its first axis; 1 for a scalar)."""
+    return len(x) if hasattr(x, "__len__") and getattr(x, "ndim", 1) else 1
 
 
 def _timed_inference(infer: Callable[[Any], Any], x: Any) -> tuple[Any, float]:
@@ -496,7 +563,17 @@ class _Placement:
             known[1] += 1
 
 
-def _tensor_data(body: bytes) -> np.ndarray:
+# A tensor message whose JSON header is larger than this is decoded in a worker thread (its
+# per-tensor work then yields the GIL); one predict tensor's header is a few hundred bytes.
+_INLINE_HEADER_BYTES = 4096
+
+
+def _header_bytes(body: bytes | bytearray | memoryview) -> int:
+    """The header length a tensor message announces (bytes 8-11), 0 when too short."""
+    return int.from_bytes(body[8:12], "little") if len(body) >= 12 else 0
+
+
+def _tensor_data(body: bytes | bytearray | memoryview) -> np.ndarray:
     tensors = wire.decode(body)  # WireFormatError -> 400 (service base)
     if isinstance(tensors, dict):
         if "data" in tensors:
@@ -506,16 +583,12 @@ def _tensor_data(body: bytes) -> np.ndarray:
     raise json_error(400, "invalid_input", "the tensor message must hold one tensor named 'data'")
 
 
-def _json_data(body: bytes) -> Any:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise json_error(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+def _json_data(doc: Any) -> Any:
     if not isinstance(doc, dict) or "data" not in doc:
         raise json_error(
             400, "invalid_input", 'expected a JSON object {"data": [...]} (Sedna\'s body)'
         )
-    if not isinstance(doc["data"], list):
+    if not isinstance(doc["data"], list | np.ndarray):  # numbers arrive as an array
         raise json_error(
             400, "invalid_input", f"'data' must be a list, got {type(doc['data']).__name__}"
         )

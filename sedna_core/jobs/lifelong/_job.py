@@ -10,7 +10,7 @@ and evaluation (``_inference``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sedna_core.algorithms import BaseBackend
@@ -32,11 +32,42 @@ from sedna_core.jobs.lifelong._knowledge_access import KnowledgeAccess
 from sedna_core.jobs.lifelong._state import Knowledge
 from sedna_core.jobs.lifelong._storage import Storage
 from sedna_core.jobs.lifelong._training import Training
+from sedna_core.log import get_logger
 from sedna_core.plugins import create_algorithm
 
 __all__ = ["LifelongLearning"]
 
+log = get_logger(__name__)
+
 Spec = Any  # "Name", {"method": ..., "param": ...}, an algorithm class or instance
+
+#: Sedna's documented attributes of ``TaskDefinitionByDataAttr`` (its ``LifelongLearning``
+#: example), given to the method when it is named without parameters
+SEDNA_TASK_ATTRIBUTES = ["season", "city"]
+
+
+def _sedna_defaults(spec: Spec) -> Spec:
+    """``"TaskDefinitionByDataAttr"`` by name alone (or without ``attribute``) gets Sedna's
+    documented attributes instead of the method's own default column ``task``."""
+    if isinstance(spec, str) and spec.strip() == "TaskDefinitionByDataAttr":
+        params: dict[str, Any] = {}
+    elif (
+        isinstance(spec, Mapping)
+        and spec.get("method") == "TaskDefinitionByDataAttr"
+        and isinstance(spec.get("param") or {}, Mapping)
+        and "attribute" not in (spec.get("param") or {})
+    ):
+        params = dict(spec.get("param") or {})
+    else:
+        return spec
+    log.info(
+        "TaskDefinitionByDataAttr named without attributes: Sedna's defaults",
+        attribute=SEDNA_TASK_ATTRIBUTES,
+    )
+    return {
+        "method": "TaskDefinitionByDataAttr",
+        "param": {**params, "attribute": SEDNA_TASK_ATTRIBUTES},
+    }
 
 
 class LifelongLearning(KnowledgeAccess, Training, Inference, JobBase):
@@ -144,7 +175,7 @@ class LifelongLearning(KnowledgeAccess, Training, Inference, JobBase):
             return create_algorithm(kind, spec if spec is not None else default, plugin_manager=pm)
 
         self.task_definition: BaseTaskDefinition = make(
-            "task_definition", task_definition, "TaskDefinitionByDataAttr"
+            "task_definition", _sedna_defaults(task_definition), "TaskDefinitionByDataAttr"
         )
         self.task_relationship_discovery: BaseTaskRelationDiscover = make(
             "task_relation_discovery", task_relationship_discovery, "DefaultTaskRelationDiscover"

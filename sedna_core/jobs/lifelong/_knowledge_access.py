@@ -4,7 +4,6 @@ use, and the task-probability function detectors read."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,13 @@ from sedna_core.algorithms.mtl import take_rows
 from sedna_core.errors import JobError
 from sedna_core.jobs.lifelong._estimators import new_backend
 from sedna_core.jobs.lifelong._state import Group, Knowledge
-from sedna_core.jobs.lifelong._storage import KBStorage, LocalStorage, Storage
+from sedna_core.jobs.lifelong._storage import (
+    DEPLOY_INDEX,
+    KBStorage,
+    LocalStorage,
+    Storage,
+    index_file_for,
+)
 from sedna_core.knowledge_base import EdgeKnowledgeCache, KnowledgeBaseClient
 from sedna_core.knowledge_base._safety import safe_name
 
@@ -34,10 +39,11 @@ class KnowledgeAccess:
 
     @property
     def output_dir(self) -> Path:
-        """``OUTPUT_URL``, else a folder for this job under the system temp directory."""
+        """``OUTPUT_URL``, else ``sedna-lifelong/<JOB_NAME>`` under the working directory (one
+        folder per job, so unrelated programs never share knowledge)."""
         if self.config.output_url:
             return Path(self.config.output_url)
-        return Path(tempfile.gettempdir()) / "sedna-lifelong" / safe_name(self.config.job_name)
+        return Path("sedna-lifelong") / safe_name(self.config.job_name)
 
     @property
     def storage(self) -> Storage:
@@ -58,10 +64,26 @@ class KnowledgeAccess:
                 )
                 self._storage = KBStorage(client, cache)
             else:
-                index = cfg.model_urls or cfg.cloud_kb_index
-                root = Path(index).parent if index and index.endswith(".json") else self.output_dir
-                self._storage = LocalStorage(root, clock=self.clock)
+                self._storage = self._local_storage()
         return self._storage
+
+    def _local_storage(self) -> LocalStorage:
+        """No knowledge base: the index and artifacts under ``OUTPUT_URL``; the index read is
+        the one ``MODEL_URLS`` (or ``CLOUD_KB_INDEX``) names, as Sedna's controller sets them:
+        the trained index for evaluation, ``<OUTPUT_URL>/deploy/index.pkl`` for inference
+        (whose JSON twin training writes, see :class:`LocalStorage`), with the artifacts
+        stored beside it."""
+        cfg = self.config
+        named = cfg.model_urls or cfg.cloud_kb_index
+        if not named:
+            self.log.info("knowledge stored locally", path=str(self.output_dir.absolute()))
+            return LocalStorage(self.output_dir, clock=self.clock)
+        index = index_file_for(named)
+        # the knowledge stays with its index (the trainer's output, not this pod's OUTPUT_URL)
+        root = index.parent
+        if index.parent.name == Path(DEPLOY_INDEX).parent.name:
+            root = index.parent.parent  # <output>/deploy/index.json: artifacts in <output>
+        return LocalStorage(root, index_file=index, clock=self.clock)
 
     def _knowledge_now(self, *, refresh: bool = True) -> Knowledge:
         """The current knowledge: in memory, refreshed when the store publishes a newer one.
@@ -78,10 +100,12 @@ class KnowledgeAccess:
         if doc is None:
             if known is None:
                 why = getattr(getattr(self.storage, "cache", None), "last_error", None)
+                where = getattr(self.storage, "index_file", None)
                 raise JobError(
                     "nothing learned yet: train first, or point KB_SERVER / MODEL_URLS at a "
                     "knowledge base that has a task index"
                     + (f" (the knowledge base could not be read: {why})" if why else "")
+                    + (f" (no task index at {where})" if where is not None else "")
                 )
             return known
         if known is None or doc.get("version") != known.version:

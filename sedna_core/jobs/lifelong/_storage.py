@@ -26,8 +26,49 @@ from sedna_core.knowledge_base import (
     download_url,
     validate_index,
 )
+from sedna_core.log import get_logger
 
-__all__ = ["KBStorage", "LocalStorage", "Storage"]
+__all__ = ["DEPLOY_INDEX", "KBStorage", "LocalStorage", "Storage", "index_file_for"]
+
+#: where, under ``OUTPUT_URL``, Sedna's controller points inference pods (``MODEL_URLS``
+#: names ``<OUTPUT_URL>/deploy/index.pkl``; the JSON index is read beside it)
+DEPLOY_INDEX = "deploy/index.json"
+
+log = get_logger(__name__)
+
+
+def index_file_for(url: str) -> Path:
+    """The JSON index a ``MODEL_URLS``/``CLOUD_KB_INDEX`` value means.
+
+    ``.../index.json`` as it is; Sedna's ``.../index.pkl`` (the controller's default) means the
+    ``index.json`` beside it, never the pickle; a folder means its ``index.json``.
+    """
+    first = url.split(";")[0].strip()
+    if first.startswith("file://"):
+        first = first[len("file://") :]
+    path = Path(first)
+    if path.suffix == ".json":
+        return path
+    if path.suffix == ".pkl":
+        log.info(
+            "MODEL_URLS names Sedna's pickled index: reading the JSON index beside it",
+            given=first,
+            index=str(path.with_name("index.json")),
+        )
+        return path.with_name("index.json")
+    return path / "index.json"
+
+
+def _read_json_index(path: Path) -> Any:
+    """The index at ``path``, refusing anything that is not JSON (a Sedna pickle above all)."""
+    raw = path.read_bytes()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise KnowledgeBaseError(
+            f"{path} is not a JSON task index (a pickled Sedna index is never read: convert "
+            "a trusted one with `sedna kb import-sedna`)"
+        ) from exc
 
 
 class Storage(abc.ABC):
@@ -61,12 +102,27 @@ class Storage(abc.ABC):
 
 
 class LocalStorage(Storage):
-    """An artifact store and ``index.json`` in a local directory (Sedna's ``OUTPUT_URL``)."""
+    """An artifact store and ``index.json`` in a local directory (Sedna's ``OUTPUT_URL``).
 
-    def __init__(self, root: str | os.PathLike[str], *, clock: Clock | None = None) -> None:
+    Every published index is also written to ``deploy/index.json``: Sedna's controller points
+    inference pods at ``<OUTPUT_URL>/deploy/index.pkl`` (``MODEL_URLS``), and a job given that
+    path reads the JSON index beside it (:func:`index_file_for`). Nothing is pickled.
+
+    ``index_file``: the index to read (default ``root/index.json``); artifacts live under
+    ``root/artifacts`` either way.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        index_file: str | os.PathLike[str] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.root = Path(root)
         self.store = ArtifactStore(self.root / "artifacts", clock=clock)
-        self.index_file = self.root / "index.json"
+        self.index_file = Path(index_file) if index_file is not None else self.root / "index.json"
+        self.deploy_file = self.root / DEPLOY_INDEX
         self.index_url = str(self.index_file)
         self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
@@ -79,7 +135,9 @@ class LocalStorage(Storage):
         previous = self.latest()
         doc["version"] = (previous or {}).get("version", 0) + 1
         text = json.dumps(doc, sort_keys=True)
-        for target in (self.root / f"index-{doc['version']}.json", self.index_file):
+        targets = [self.root / f"index-{doc['version']}.json", self.index_file, self.deploy_file]
+        for target in dict.fromkeys(targets):  # the index file may be the deploy one
+            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, target)
@@ -92,7 +150,7 @@ class LocalStorage(Storage):
             return None
         key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if self._cached is None or self._cached[0] != key:  # parse and validate once per file
-            doc = validate_index(json.loads(self.index_file.read_text(encoding="utf-8")))
+            doc = validate_index(_read_json_index(self.index_file))
             self._cached = (key, doc)
         return self._cached[1]
 

@@ -18,7 +18,7 @@ from sedna_core.algorithms.mtl import (
     n_rows,
     take_rows,
 )
-from sedna_core.errors import JobError
+from sedna_core.errors import BackendError, JobError
 from sedna_core.jobs.lifelong._estimators import (
     format_of,
     new_backend,
@@ -77,7 +77,13 @@ class Training:
             if len(valid_rows)
             else None
         )
-        result = train_backend(backend, train, valid, **kwargs)
+        try:
+            result = train_backend(backend, train, valid, **kwargs)
+        except BackendError as exc:
+            text = _non_numeric_hint(model_x)
+            if text:
+                raise BackendError(f"{exc}; {text}") from exc
+            raise
         return backend, _metrics_doc(result)
 
     def _store_model(
@@ -346,6 +352,26 @@ def _feature_columns(x: Any, attributes: Sequence[Any]) -> list[Any] | None:
     if hasattr(x, "iloc") and hasattr(x, "columns"):
         return [c for c in x.columns if c not in attributes]
     return None
+
+
+def _non_numeric_hint(model_x: Any) -> str:
+    """Why a column table reached the task models as a table, for a training failure's message.
+
+    Attribute-free tables whose columns are all numeric become a feature matrix; one with a
+    non-numeric column (a ``city`` name that is not a task attribute) is handed over as it is,
+    which only estimators that read tables accept.
+    """
+    if not isinstance(model_x, Mapping):
+        return ""
+    text = [str(c) for c, v in model_x.items() if np.asarray(v).dtype.kind not in "biufc"]
+    if not text:
+        return ""
+    return (
+        f"the samples' column(s) {text} are neither task attributes nor numeric, so task models "
+        "were given the table rather than a numeric feature matrix: add them to the task "
+        "definition's attributes, drop or encode them as numbers, or use an estimator that "
+        "reads such tables"
+    )
 
 
 def _metrics_doc(result: Any) -> dict[str, Any]:

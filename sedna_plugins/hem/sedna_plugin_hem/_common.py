@@ -8,10 +8,28 @@ from typing import Any
 import numpy as np
 
 from sedna_core.errors import InvalidParameterError
+from sedna_core.log import get_logger
 
-__all__ = ["as_float_array", "check_threshold", "count_samples"]
+__all__ = ["as_float_array", "check_threshold", "count_samples", "warn_unjudged"]
 
 KIND = "hard_example_mining"
+
+log = get_logger("sedna_plugin_hem")
+
+
+def warn_unjudged(miner: Any, problem: str, advice: str) -> None:
+    """Warn, once per miner instance, that some input could not be judged (so it was decided by
+    ``invalid_is_hard``, usually "not hard"): a miner fed labels or the wrong shape otherwise
+    routes nothing and says nothing."""
+    if miner.__dict__.get("_warned_unjudged"):
+        return
+    miner.__dict__["_warned_unjudged"] = True  # a benign race may warn twice, never zero times
+    decided = "hard" if getattr(miner, "invalid_is_hard", False) else "not hard"
+    log.warning(
+        f"{miner.name} cannot judge its input: {problem}; such samples count as {decided}. "
+        f"{advice}",
+        miner=miner.name,
+    )
 
 
 def as_float_array(value: Any) -> np.ndarray | None:

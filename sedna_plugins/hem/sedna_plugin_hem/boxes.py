@@ -6,7 +6,8 @@ number cannot be judged: not hard, as in Sedna, unless ``invalid_is_hard=True``.
 
 The batch form extracts the scores sample by sample (boxes are ragged) and decides with one
 vectorised reduction; the per-sample call is the batch form on a batch of one, so both decide
-identically.
+identically. Input that is not boxes at all (a class-probability vector, a label) is logged once
+per miner: these miners are for object detection, Confidence and CrossEntropy for classifiers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sedna_core.algorithms import BaseHardExampleMiner
-from sedna_plugin_hem._common import as_float_array, check_threshold
+from sedna_plugin_hem._common import as_float_array, check_threshold, warn_unjudged
 
 __all__ = ["IBTFilter", "ThresholdFilter"]
 
@@ -41,6 +42,33 @@ def _scores(result: Any) -> np.ndarray | None:
         return np.array([float(box[_SCORE]) for box in boxes], dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _not_boxes(result: Any) -> str | None:
+    """Why ``result`` is not a list of boxes at all (None: it is, or it is just empty)."""
+    arr = as_float_array(result) if not isinstance(result, str | bytes) else None
+    if arr is None:
+        return None if _scores(result) is not None or _is_empty(result) else "ragged or text"
+    if arr.size == 0:  # no detections: normal for an empty scene
+        return None
+    if arr.ndim <= 1:
+        return f"{'a number' if arr.ndim == 0 else 'a flat vector'} per sample"
+    if arr.ndim == 2 and arr.shape[0] and arr.shape[1] <= _SCORE:
+        return f"boxes of {arr.shape[1]} fields (no score)"
+    return None
+
+
+def _is_empty(result: Any) -> bool:
+    try:
+        return len(result) == 0
+    except TypeError:
+        return False
+
+
+_BOX_ADVICE = (
+    "Threshold and IBT judge object-detection boxes [x1, y1, x2, y2, score, label, ...]; for "
+    "a classifier's class probabilities use Confidence or CrossEntropy."
+)
 
 
 class _BoxMiner(BaseHardExampleMiner):
@@ -72,6 +100,12 @@ class _BoxMiner(BaseHardExampleMiner):
         per_sample = [_scores(r) for r in results]
         n = len(per_sample)
         valid = np.array([s is not None for s in per_sample], dtype=bool)
+        if not valid.all() and not self.__dict__.get("_warned_unjudged"):
+            for r, s in zip(results, per_sample, strict=True):
+                problem = _not_boxes(r) if s is None else None
+                if problem is not None:
+                    warn_unjudged(self, f"it got {problem}, not detection boxes", _BOX_ADVICE)
+                    break
         good = [s for s in per_sample if s is not None]
         if not good:
             return np.full(n, self.invalid_is_hard, dtype=bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -11,12 +12,25 @@ import numpy as np
 from sedna_core.backends import BaseBackend, compute_metrics, infer_task, mro_names
 from sedna_core.datasources import as_x, as_xy
 from sedna_core.errors import BackendError
+from sedna_core.log import get_logger
 
-__all__ = ["TRUSTED_PREFIXES", "SklearnBackend"]
+__all__ = ["FEDERATED_ESTIMATORS", "TRUSTED_PREFIXES", "SklearnBackend"]
+
+log = get_logger(__name__)
 
 #: type-name prefixes trusted when loading a ``.skops`` file, on top of skops' own defaults
 #: (builtins, numpy arrays and ufuncs, scipy sparse matrices and the sklearn types skops lists)
 TRUSTED_PREFIXES = ("sklearn.",)
+
+#: what a federated job can train: linear models that continue from the global coefficients
+FEDERATED_ESTIMATORS = (
+    "SGDClassifier, SGDRegressor, Perceptron, PassiveAggressiveClassifier/Regressor "
+    "(partial_fit: one pass per round) or LogisticRegression, ElasticNet, Lasso "
+    "(warm start; give them a per-round budget such as max_iter=1 with solver='saga')"
+)
+
+#: ``max_iter`` from which a warm-started model trains to convergence in every round
+_CONVERGES = 50
 
 
 class SklearnBackend(BaseBackend):
@@ -37,6 +51,11 @@ class SklearnBackend(BaseBackend):
     is refused with an error that names it.
 
     ``get_weights``/``set_weights`` cover linear models: ``[coef_, intercept_]``.
+
+    In a federated job (after :meth:`prepare_federated`) ``train`` continues from the weights
+    last set: ``partial_fit`` (one pass) where the estimator has it, else ``fit`` with
+    ``warm_start``; a classifier keeps the job's classes even when its own data lacks some of
+    them (they get no samples, so ``coef_`` rows stay aligned across clients).
     """
 
     name: ClassVar[str] = "sklearn"
@@ -46,6 +65,9 @@ class SklearnBackend(BaseBackend):
     def __init__(self, estimator: Any = None, *, trusted: list[str] | None = None) -> None:
         super().__init__(estimator)
         self.trusted = trusted
+        #: the federated job's label set (classifiers), fixed by :meth:`prepare_federated`
+        self._classes: np.ndarray | None = None
+        self._federated = False
 
     @classmethod
     def _conformance_examples(cls) -> list[dict[str, Any]]:
@@ -84,7 +106,9 @@ class SklearnBackend(BaseBackend):
         self._reject_proximal(proximal_mu)
         x, y = as_xy(train_data)
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        if y is None:
+        if self._federated and hasattr(self.model, "coef_") and y is not None:
+            self._continue(x, y, sample_weight)
+        elif y is None:
             self.model.fit(x, **kwargs)
         else:
             self.model.fit(x, y, **kwargs)
@@ -154,7 +178,8 @@ class SklearnBackend(BaseBackend):
         return [np.array(model.coef_, dtype=float), intercept]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        """Set ``coef_``/``intercept_``; an unfitted classifier gets classes ``0..k-1``."""
+        """Set ``coef_``/``intercept_``; an unfitted classifier gets the federated job's
+        classes, else classes ``0..k-1``."""
         from sklearn.base import is_classifier
 
         model = self.model
@@ -173,8 +198,173 @@ class SklearnBackend(BaseBackend):
         model.coef_ = coef.copy()
         model.intercept_ = intercept.copy()
         model.n_features_in_ = coef.shape[-1]
-        if is_classifier(model) and not hasattr(model, "classes_"):
+        if is_classifier(model) and self._classes is not None:
+            model.classes_ = self._classes.copy()
+        elif is_classifier(model) and not hasattr(model, "classes_"):
             model.classes_ = np.arange(max(2, coef.shape[0]) if coef.ndim == 2 else 2)
+
+    # -- federated learning -------------------------------------------------------------------
+
+    def federated_labels(self, train_data: Any) -> list[Any] | None:
+        """A classifier's distinct labels in ``train_data`` (JSON types), else ``None``."""
+        from sklearn.base import is_classifier
+
+        if not is_classifier(self.model):
+            return None
+        _, y = as_xy(train_data)
+        return None if y is None else _json_labels(np.unique(np.asarray(y)))
+
+    def prepare_federated(self, train_data: Any, classes: Sequence[Any] | None = None) -> None:
+        """Refuse estimators that cannot continue from global weights; fix the job's classes.
+
+        An unfitted model gets zero coefficients (so it can send the initial model); a fitted
+        classifier whose classes are a subset of the job's gets zero rows for the others.
+        """
+        from sklearn.base import is_classifier
+
+        model = self.model
+        self._check_federated(model)
+        x, y = as_xy(train_data)
+        n_features = int(np.shape(x)[1])
+        if is_classifier(model):
+            if classes is not None:
+                job = np.unique(np.asarray(list(classes)))
+            elif self._classes is not None:
+                job = self._classes
+            else:
+                job = np.unique(np.asarray(y)) if y is not None else None
+            if job is None or job.size < 2:
+                raise BackendError(
+                    "a federated classifier needs the job's classes: train on labelled data or "
+                    "declare classes=[...] (every label of the job) on each client"
+                )
+            if y is not None:
+                outside = np.setdiff1d(np.unique(np.asarray(y)), job)
+                if outside.size:
+                    raise BackendError(
+                        f"the local data has labels {outside.tolist()} outside the job's classes "
+                        f"{job.tolist()}: declare classes=[...] with every label of the job on "
+                        "each client"
+                    )
+            self._align(model, job, n_features)
+            self._classes = job
+        elif not hasattr(model, "coef_"):
+            n_targets = 1 if y is None or np.ndim(y) == 1 else int(np.shape(y)[1])
+            shape = (n_features,) if n_targets == 1 else (n_targets, n_features)
+            model.coef_ = np.zeros(shape)
+            model.intercept_ = np.zeros(n_targets)
+            model.n_features_in_ = n_features
+        if not self._federated:
+            self._federated = True
+            max_iter = getattr(model, "max_iter", None)
+            converges = isinstance(max_iter, int) and max_iter >= _CONVERGES
+            if converges and not hasattr(model, "partial_fit"):
+                log.warning(
+                    f"{type(model).__name__}(max_iter={max_iter}) trains to convergence in "
+                    "every round, so rounds add little on non-IID data: give it a "
+                    "per-round budget, e.g. max_iter=1 with solver='saga' (one local epoch)"
+                )
+
+    def _check_federated(self, model: Any) -> None:
+        name = type(model).__name__
+        if not (hasattr(model, "coef_") or _is_linear(model)):
+            raise BackendError(
+                f"{name} has no weights to average, so it cannot take part in a federated job: "
+                f"use {FEDERATED_ESTIMATORS}, or a torch/keras model"
+            )
+        if hasattr(model, "partial_fit"):
+            if getattr(model, "average", False):
+                raise BackendError(
+                    f"{name}(average={model.average!r}) keeps averaged coefficients that "
+                    "given weights cannot set: use average=False in a federated job"
+                )
+            return
+        if "warm_start" not in model.get_params():
+            raise BackendError(
+                f"{name} cannot continue training from the global weights, so federated "
+                f"rounds would not learn: use {FEDERATED_ESTIMATORS}, or a torch/keras model"
+            )
+
+    def _align(self, model: Any, job: np.ndarray, n_features: int) -> None:
+        """``coef_``/``intercept_``/``classes_`` laid out for the job's classes ``job``."""
+        rows = 1 if job.size == 2 else job.size
+        old = getattr(model, "classes_", None)
+        if hasattr(model, "coef_") and old is not None:
+            old = np.asarray(old)
+            if np.array_equal(old, job):
+                return
+            missing = np.setdiff1d(old, job)
+            if missing.size:
+                raise BackendError(
+                    f"the model was fitted on classes {missing.tolist()} outside the job's "
+                    f"classes {job.tolist()}"
+                )
+            coef_old = np.atleast_2d(np.asarray(model.coef_, dtype=float))
+            icpt_old = np.atleast_1d(np.asarray(model.intercept_, dtype=float))
+            if coef_old.shape[0] == 1 and old.size == 2:  # binary: one row scores class 1
+                coef_old = np.vstack([-coef_old / 2, coef_old / 2])
+                icpt_old = np.concatenate([-icpt_old / 2, icpt_old / 2])
+            coef = np.zeros((job.size, coef_old.shape[1]))
+            icpt = np.zeros(job.size)
+            at = np.searchsorted(job, old)
+            coef[at], icpt[at] = coef_old, icpt_old
+            if rows == 1:
+                coef, icpt = coef[1:] - coef[:1], icpt[1:] - icpt[:1]
+        else:
+            coef, icpt = np.zeros((rows, n_features)), np.zeros(rows)
+        model.coef_, model.intercept_, model.classes_ = coef, icpt, job.copy()
+        model.n_features_in_ = coef.shape[1]
+
+    def _continue(self, x: Any, y: Any, sample_weight: Any) -> None:
+        """One federated round of local training, from the coefficients set last."""
+        from sklearn.base import is_classifier
+        from sklearn.exceptions import ConvergenceWarning
+
+        model = self.model
+        classifier = is_classifier(model) and self._classes is not None
+        with warnings.catch_warnings():
+            # a per-round budget (max_iter=1) is the point here, not a failure to converge
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if hasattr(model, "partial_fit"):
+                kwargs: dict[str, Any] = {}
+                if sample_weight is not None:
+                    kwargs["sample_weight"] = sample_weight
+                if classifier:
+                    kwargs["classes"] = self._classes
+                model.partial_fit(x, y, **kwargs)
+                return
+            absent = np.setdiff1d(self._classes, y) if classifier else np.array([])
+            weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight)
+            if absent.size:  # one row per absent class, weighing nothing: classes_ stays whole
+                x, y, weights = _with_absent(x, y, weights, absent)
+            kwargs = {} if sample_weight is None and not absent.size else {"sample_weight": weights}
+            warm = model.get_params()["warm_start"]
+            model.set_params(warm_start=True)
+            try:
+                model.fit(x, y, **kwargs)
+            finally:
+                model.set_params(warm_start=warm)
+
+
+def _with_absent(x: Any, y: Any, weights: np.ndarray, absent: np.ndarray) -> tuple[Any, Any, Any]:
+    import scipy.sparse as sp
+
+    pad = (sp.csr_matrix if sp.issparse(x) else np.zeros)((absent.size, np.shape(x)[1]))
+    xs = sp.vstack([x, pad]) if sp.issparse(x) else np.vstack([np.asarray(x), pad])
+    ys = np.concatenate([np.asarray(y), absent.astype(np.asarray(y).dtype)])
+    return xs, ys, np.concatenate([weights, np.zeros(absent.size)])
+
+
+def _json_labels(labels: np.ndarray) -> list[Any]:
+    """Labels as JSON values (numpy integers and strings become Python ones)."""
+    if labels.dtype.kind in "iub":
+        return [int(v) for v in labels]
+    if labels.dtype.kind in "UO" and all(isinstance(v, str) for v in labels):
+        return [str(v) for v in labels]
+    raise BackendError(
+        f"federated classifiers need integer or string labels, not {labels.dtype}: "
+        "encode the labels as integers"
+    )
 
 
 def _is_linear(model: Any) -> bool:

@@ -21,11 +21,19 @@ from sedna_core.datasources import as_x, as_xy
 from sedna_core.errors import BackendError
 from sedna_core.log import get_logger
 
-__all__ = ["XGBoostBackend"]
+__all__ = ["FEDERATED_REFUSAL", "XGBoostBackend"]
 
 log = get_logger(__name__)
 
 _FORMATS = ("ubj", "json")
+
+#: why a federated client refuses XGBoost at start (docs/federated-learning.md, "Backends")
+FEDERATED_REFUSAL = (
+    "XGBoost cannot take part in a federated job: trees have no weights to average (averaging "
+    "model bytes means nothing) and sedna-core has no tree-bagging aggregation. Train XGBoost "
+    "centrally, or federate a model with weights: a scikit-learn linear model, torch, keras, "
+    "or a custom estimator with get_weights/set_weights"
+)
 
 
 class XGBoostBackend(BaseBackend):
@@ -46,12 +54,14 @@ class XGBoostBackend(BaseBackend):
 
     ``get_weights`` returns the whole model as one uint8 array (its UBJ bytes) and
     ``set_weights`` loads such an array: enough to ship or copy a model, but averaging those
-    arrays (FedAvg) is meaningless for trees.
+    arrays (FedAvg) is meaningless for trees, so federated jobs refuse XGBoost at start
+    (:data:`FEDERATED_REFUSAL`).
     """
 
     name: ClassVar[str] = "xgboost"
     framework: ClassVar[str] = "xgboost"
     model_suffix: ClassVar[str] = ".ubj"
+    suffix_required: ClassVar[bool] = True  # the suffix chooses JSON or UBJ
 
     def __init__(
         self, estimator: Any = None, *, model_format: str = "ubj", device: str | None = None
@@ -128,12 +138,35 @@ class XGBoostBackend(BaseBackend):
         *,
         sample_weight: Any = None,
         proximal_mu: float = 0.0,
+        early_stopping_rounds: int | None = None,
+        metric_name: str | None = None,
+        eval_metric: str | None = None,
+        validation_fraction: float = 0.1,
+        random_state: int = 0,
     ) -> dict[str, list[float]]:
         """``fit``; with ``valid_data`` it is the eval set and its curves are returned as
-        ``val_<metric>``."""
+        ``val_<metric>``.
+
+        ``early_stopping_rounds`` and ``eval_metric`` (Sedna's examples say ``metric_name``)
+        are set on the model. Early stopping needs a validation set: without ``valid_data``,
+        ``validation_fraction`` of the rows (per class for a classifier) are held out, chosen
+        with ``random_state``, and the log says so.
+        """
         self._reject_proximal(proximal_mu)
         x, y = training_xy(train_data, framework="xgboost")
+        params: dict[str, Any] = {}
+        if early_stopping_rounds is not None:
+            params["early_stopping_rounds"] = int(early_stopping_rounds)
+        if eval_metric or metric_name:
+            params["eval_metric"] = eval_metric or metric_name
+        if params:
+            self.model.set_params(**params)
         kwargs: dict[str, Any] = {"verbose": False}
+        if valid_data is None and self.model.get_params().get("early_stopping_rounds"):
+            x, y, valid, rows = self._carve(x, y, validation_fraction, random_state)
+            valid_data = valid
+            if sample_weight is not None:
+                sample_weight = np.asarray(sample_weight)[rows]
         if sample_weight is not None:
             kwargs["sample_weight"] = sample_weight
         if valid_data is not None:
@@ -143,6 +176,46 @@ class XGBoostBackend(BaseBackend):
             return {}
         curves = self.model.evals_result().get("validation_0", {})
         return {f"val_{k}": [float(v) for v in vals] for k, vals in curves.items()}
+
+    def _carve(
+        self, x: Any, y: Any, fraction: float, seed: int
+    ) -> tuple[Any, Any, tuple[Any, Any], np.ndarray]:
+        """Hold out a seeded validation split for early stopping: ``(x, y, (vx, vy), kept)``."""
+        from sklearn.base import is_classifier
+
+        from sedna_core.algorithms.mtl import take_rows
+
+        if not 0.0 < fraction < 1.0:
+            raise BackendError(f"validation_fraction must be in (0, 1), not {fraction!r}")
+        labels = np.asarray(y)
+        n = len(labels)
+        rng = np.random.default_rng(seed)
+        groups = (
+            [np.flatnonzero(labels == c) for c in np.unique(labels)]
+            if is_classifier(self.model)
+            else [np.arange(n)]
+        )
+        held: list[np.ndarray] = []
+        for rows in groups:  # per class, so that every class stays in the training rows
+            k = int(len(rows) * fraction)
+            if k >= 1 and len(rows) - k >= 1:
+                held.append(rng.permutation(rows)[:k])
+        valid_rows = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.intp)
+        if valid_rows.size == 0:
+            raise BackendError(
+                f"early stopping needs validation data, and {n} training rows are too few to "
+                f"hold out {fraction:.0%}: pass valid_data, or train without early_stopping_rounds"
+            )
+        keep = np.setdiff1d(np.arange(n), valid_rows)
+        log.info(
+            "early stopping without validation data: holding out a seeded validation split",
+            fraction=fraction,
+            seed=seed,
+            validation_rows=int(valid_rows.size),
+            training_rows=int(keep.size),
+        )
+        valid = (take_rows(x, valid_rows), labels[valid_rows])
+        return take_rows(x, keep), labels[keep], valid, keep
 
     def predict(self, data: Any) -> np.ndarray:
         return np.asarray(self._fitted().predict(as_x(data)))
@@ -212,6 +285,10 @@ class XGBoostBackend(BaseBackend):
                 "XGBClassifier (or XGBRegressor) to load it into"
             )
         return classes[kind]()
+
+    def prepare_federated(self, train_data: Any, classes: Sequence[Any] | None = None) -> None:
+        """Refused: see :data:`FEDERATED_REFUSAL`."""
+        raise BackendError(FEDERATED_REFUSAL)
 
     def get_weights(self) -> list[np.ndarray]:
         raw = self._fitted().get_booster().save_raw(raw_format="ubj")

@@ -43,6 +43,7 @@ def test_layout_and_names(rendered: Path) -> None:
         "sedna_plugin_confidence_gap/__init__.py",
         "sedna_plugin_confidence_gap/hooks.py",
         "sedna_plugin_confidence_gap/miner.py",
+        "tests/test_miner.py",
         "tests/test_sedna_plugin_confidence_gap.py",
     ]
     pyproject = (rendered / "pyproject.toml").read_text()
@@ -83,6 +84,70 @@ def test_rendered_tests_pass_with_the_conformance_kit(rendered: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     passed = int(proc.stdout.strip().splitlines()[-1].split()[0])
     assert passed >= 10  # the conformance kit's checks are among them
+
+
+def test_the_template_knows_every_kind() -> None:
+    """render.py's kind table is sedna_core.algorithms.KINDS (a new kind needs a template)."""
+    from sedna_core.algorithms import KINDS
+
+    assert {k: v.hook for k, v in render.KINDS.items()} == {k: h for k, (_, h) in KINDS.items()}
+    for kind in KINDS:
+        folder = TEMPLATE / "kinds" / kind
+        assert {"module.py", "test.py", "usage.md"} <= {p.name for p in folder.iterdir()}, kind
+
+
+@pytest.fixture(scope="module")
+def every_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    dest = tmp_path_factory.mktemp("kinds")
+    return {
+        kind: render.render(render.context(f"k-{kind.replace('_', '-')}", kind=kind), dest)
+        for kind in render.KINDS
+    }
+
+
+def test_every_kind_renders_its_algorithm_hook_and_tests(every_kind: dict[str, Path]) -> None:
+    from sedna_core.algorithms import KINDS
+
+    for kind, root in every_kind.items():
+        spec = render.KINDS[kind]
+        package = root.name.replace("sedna-plugin-", "sedna_plugin_").replace("-", "_")
+        module = (root / package / f"{spec.module}.py").read_text()
+        assert f"({KINDS[kind][0].__name__})" in module or "Aggregation)" in module, kind
+        assert f"def {spec.hook}()" in (root / package / "hooks.py").read_text(), kind
+        assert (root / "tests" / f"test_{spec.module}.py").is_file(), kind
+        readme = (root / "README.md").read_text()
+        assert f"kind `{kind}`" in readme and "{{" not in readme, kind
+
+
+def test_aggregation_with_a_chosen_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "acme",
+        "--kind",
+        "aggregation",
+        "--algorithm-name",
+        "GeoMedian",
+        "--dest",
+        str(tmp_path),
+    ]
+    assert render.main(args) == 0
+    root = Path(capsys.readouterr().out.strip())
+    module = (root / "sedna_plugin_acme" / "aggregation.py").read_text()
+    assert 'name: ClassVar[str] = "GeoMedian"' in module
+    assert "class AcmeAggregation(AllAtOnceAggregation)" in module
+    with pytest.raises(render.RenderError, match="kind 'nope'"):
+        render.context("acme", kind="nope")
+
+
+@pytest.mark.skipif(shutil.which("ruff", path=str(Path(sys.executable).parent)) is None,
+                    reason="ruff is not installed next to this Python")  # fmt: skip
+def test_every_kind_is_lint_clean(every_kind: dict[str, Path]) -> None:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    for kind, root in every_kind.items():
+        for args in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+            proc = subprocess.run(
+                [str(ruff), *args], cwd=root, capture_output=True, text=True, timeout=60
+            )
+            assert proc.returncode == 0, f"{kind}: {proc.stdout}{proc.stderr}"
 
 
 @pytest.mark.skipif(shutil.which("ruff", path=str(Path(sys.executable).parent)) is None,

@@ -190,12 +190,30 @@ def test_status_route_and_metrics() -> None:
     assert out["sedna"] == {"clients": []}
 
 
-@pytest.mark.parametrize("bad", [{"exit_round": 0}, {"chunk_bytes": 10}])
-def test_settings_are_checked(bad: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ({"exit_round": 0}, "exit_round"),
+        ({"exit_round": -3}, "exit_round"),
+        ({"quorum": 5, "participants_count": 2}, "quorum"),
+        ({"quorum": 0}, "quorum"),
+        ({"participants_count": 0}, "participants_count"),
+        ({"round_deadline": -1}, "round_deadline"),
+        ({"fraction": 1.5}, "fraction"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"chunk_bytes": 10}, "chunk_bytes"),
+    ],
+)
+def test_impossible_settings_are_one_line_errors(bad: dict[str, Any], named: str) -> None:
     from sedna_core.errors import ConfigError
 
-    if "exit_round" in bad:  # Sedna clamps exit_round to >= 1; so do we
-        assert AggregationServer("FedAvg", **bad).config.exit_round == 1
-        return
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as err:
         AggregationServer("FedAvg", **bad)
+    message = str(err.value)
+    assert message.startswith(named) and "\n" not in message and "expected" in message
+
+
+def test_sedna_compat_server_still_clamps_exit_round() -> None:
+    from sedna.service.server import AggregationServer as SednaAggregationServer
+
+    assert SednaAggregationServer("FedAvg", exit_round=0).config.exit_round == 1

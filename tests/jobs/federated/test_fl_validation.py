@@ -33,8 +33,8 @@ async def _one_round_of_abuse(raw: Any, kind: str) -> dict[str, Any]:
         await raw.send_update(msg, bad)
     elif kind == "extra_tensor":  # an oversized update: more than the model
         await raw.send_update(msg, [*good, np.zeros(1000, np.float32)])
-    elif kind == "wrong_dtype":
-        await raw.send_update(msg, [g.astype(np.float64) for g in good])
+    elif kind == "wrong_dtype":  # complex cannot become float32 (float64 could: converted)
+        await raw.send_update(msg, [g.astype(np.complex64) for g in good])
     elif kind == "too_many_frames":  # the announced update, then more data than it holds
         frames = list(encode_chunks(good, chunk_bytes=4096))
         await raw.send_update(msg, good, frames=[*frames, frames[-1]])

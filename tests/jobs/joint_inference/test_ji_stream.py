@@ -43,18 +43,32 @@ def runner_for(app: web.Application) -> Iterator[str]:
         runner.stop_background()
 
 
-@pytest.fixture
-def no_stream_cloud(models) -> Iterator[str]:
-    """A cloud with only Sedna's HTTP route (an older service, or Sedna's own)."""
+@pytest.fixture(params=[404, 403, 405])
+def no_stream_cloud(request, models) -> Iterator[str]:
+    """A cloud with only Sedna's HTTP route and JSON body (Sedna's own service), whose answer
+    to the stream's upgrade is 404 (no route), 403 (Sedna's FastAPI) or 405 (a proxy)."""
+    json_requests = []
 
     async def predict(request: web.Request) -> web.Response:
-        x = wire.decode(await request.read())["data"]
-        body = wire.encode({"result": models.cloud.predict(x)})
-        return web.Response(body=body, headers={"Content-Type": wire.CONTENT_TYPE})
+        assert request.content_type == "application/json"  # Sedna's service speaks only JSON
+        x = np.asarray(json.loads(await request.read())["data"])
+        json_requests.append(len(x))
+        return web.json_response({"result": models.cloud.predict(x).tolist()})
+
+    async def forbidden(request: web.Request) -> web.Response:
+        return web.Response(status=403, text="Forbidden")
+
+    async def not_allowed(request: web.Request) -> web.Response:
+        return web.Response(status=405)
 
     app = create_app(name="old", config=ServiceConfig.from_env({}, port=0))
     app.router.add_post("/ji/predict", predict)
+    if request.param == 403:
+        app.router.add_get("/ji/predict/ws", forbidden)
+    elif request.param == 405:
+        app.router.add_post("/ji/predict/ws", not_allowed)
     yield from runner_for(app)
+    assert json_requests  # the edge did ask in JSON
 
 
 @pytest.fixture
@@ -131,6 +145,7 @@ def test_cloud_without_streams_is_asked_over_http(no_stream_cloud, models, sampl
             np.testing.assert_allclose(final, models.cloud.predict(samples[i : i + 2]))
         assert ji.stats == InferenceStats(6, 6, 6, 0)
     assert len([e for e in logs if "no predict stream" in e["event"]]) == 1
+    assert not [e for e in logs if e["log_level"] == "warning"]  # not an authentication failure
     assert 'route="/ji/predict",method="POST",status="200"} 3' in metrics(no_stream_cloud)
 
 

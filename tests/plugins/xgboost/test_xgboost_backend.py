@@ -93,3 +93,18 @@ def test_detection(sedna_pm):
     assert hooks.sedna_detect_backend(xgboost.XGBClassifier()) == "xgboost"
     assert hooks.sedna_detect_backend(xgboost.XGBRegressor) == "xgboost"
     assert hooks.sedna_detect_backend(xgboost.Booster()) is None
+
+
+def test_federated_jobs_refuse_xgboost_at_start():
+    from sedna_plugin_xgboost.backend import FEDERATED_REFUSAL
+
+    from sedna_core.jobs.federated import FederatedLearning
+
+    x, y = load_iris(return_X_y=True)
+    with pytest.raises(BackendError) as err:
+        XGBoostBackend(xgboost.XGBClassifier(n_estimators=2)).prepare_federated((x, y))
+    assert str(err.value) == FEDERATED_REFUSAL and "no weights to average" in FEDERATED_REFUSAL
+    # nothing listens on port 9: the refusal comes before any connection
+    fl = FederatedLearning(xgboost.XGBClassifier(n_estimators=2), address="ws://127.0.0.1:9")
+    with pytest.raises(BackendError, match="XGBoost cannot take part in a federated job"):
+        fl.train((x, y))

@@ -43,7 +43,8 @@ class AggregationServer(_AggregationServer):
             _adapters.resolve_spec(ClassType.FL_AGG, aggregation),
             host=host,
             http_port=http_port,
-            exit_round=exit_round,
+            # Sedna clamps exit_round to >= 1 (sedna-core's own API refuses such values)
+            exit_round=None if exit_round is None else max(int(exit_round), 1),
             participants_count=participants_count,
             **kwargs,
         )

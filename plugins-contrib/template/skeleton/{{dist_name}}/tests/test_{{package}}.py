@@ -1,47 +1,30 @@
-"""Tests of {{ dist_name }}: the conformance kit, registration, the rule."""
+"""Tests every plugin has: the conformance kit, and registration under its names."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-from sedna_core.plugins import create_algorithm
+import importlib
+
+from sedna_core.plugins import resolve_algorithm
 from sedna_core.testing import check_algorithm, parametrize_with_checks
 
-from {{ package }} import hooks
-from {{ package }}.miner import {{ class_name }}
+from {{ package }} import {{ module }}
+
+Algo = {{ module }}.{{ class_name }}
+# the module the entry point names
+hooks = importlib.import_module("{{ package }}.hooks")
+
+DIST = "{{ dist_name }}"
+ENTRY_POINT = "{{ entry_point }}"
 
 
-@parametrize_with_checks([{{ class_name }}])
+@parametrize_with_checks([Algo])
 def test_conformance(algorithm, check) -> None:
     check(algorithm)
 
 
-def test_registered_under_its_name(sedna_pm) -> None:
-    sedna_pm.register(hooks, name="{{ dist_name }}")
-    check_algorithm({{ class_name }}, plugin_manager=sedna_pm)  # the name resolves to the class
-    miner = create_algorithm(
-        "hard_example_mining", {"method": "{{ algorithm_name }}", "param": {"margin": "0.25"}}
-    )
-    assert isinstance(miner, {{ class_name }}) and miner.margin == 0.25
-
-
-@pytest.mark.parametrize(
-    ("result", "hard"),
-    [
-        ([0.9, 0.05, 0.05], False),
-        ([0.5, 0.45, 0.05], True),
-        ([1.0], False),  # one class: cannot be judged
-        ([0.5, float("nan")], False),
-        ([1.5, -0.5], False),
-        ("not a result", False),
-    ],
-)
-def test_rule(result, hard) -> None:
-    assert {{ class_name }}(margin=0.1)(result) is hard
-
-
-def test_batch_equals_per_sample() -> None:
-    rng = np.random.default_rng(0)
-    batch = rng.dirichlet(np.ones(4), size=32)
-    miner = {{ class_name }}(margin=0.2)
-    assert miner.mine(batch).tolist() == [miner(p) for p in batch]
+def test_registered_under_its_names(sedna_pm) -> None:
+    # what an installed copy answers to: the distribution's and the entry point's names
+    sedna_pm.register(hooks, name=DIST, entry_point=ENTRY_POINT)
+    check_algorithm(Algo, plugin_manager=sedna_pm)  # its name resolves to the class
+    for qualifier in (DIST, ENTRY_POINT):
+        assert resolve_algorithm(Algo.kind, f"{qualifier}:{Algo.name}") is Algo

@@ -1,6 +1,9 @@
-"""{{ dist_name }}: the {{ algorithm_name }} hard-example miner for sedna-core."""
+"""{{ dist_name }}: a sedna-core plugin.
 
-from {{ package }}.miner import {{ class_name }}
+It registers ``{{ algorithm_name }}``, of kind ``{{ kind }}``.
+"""
+
+from .{{ module }} import {{ class_name }}
 
 __all__ = ["{{ class_name }}"]
 __version__ = "0.1.0"

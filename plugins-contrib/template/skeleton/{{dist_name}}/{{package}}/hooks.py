@@ -12,7 +12,7 @@ from sedna_core.plugins import hookimpl
 
 
 @hookimpl
-def sedna_register_hard_example_miners() -> list[type[Any]]:
-    from {{ package }}.miner import {{ class_name }}
+def {{ hook }}() -> list[type[Any]]:
+    from {{ package }} import {{ module }}
 
-    return [{{ class_name }}]
+    return [{{ module }}.{{ class_name }}]
