@@ -79,7 +79,20 @@ class JobBase:
         results: list[dict[str, Any]] | None = None,
         owner_info: dict[str, Any] | None = None,
     ) -> None:
-        """Tell Sedna's local controller (only when ``LC_SERVER`` is set); never blocks."""
+        """Tell Sedna's local controller (only when ``LC_SERVER`` is set); never blocks.
+
+        Parameters
+        ----------
+        kind
+            The message kind Sedna's local controller expects (``"train"``, ``"eval"``,
+            ``"inference"``, ...).
+        status
+            The phase's status (``"completed"``, ``"failed"``, ...), or None for none.
+        results
+            The phase's results (one dict per output, e.g. model path and metrics), if any.
+        owner_info
+            Extra information about the job that sends the message, if any.
+        """
         self.reporter.report(kind, status, results=results, owner_info=owner_info)
 
     def close(self) -> None:

@@ -143,6 +143,23 @@ class FederatedLearning(JobBase):
         ``kwargs`` go to the estimator's ``train`` every round (with the server's settings,
         e.g. FedProx's ``proximal_mu``, unless given here).
 
+        Parameters
+        ----------
+        train_data
+            This client's training data, passed to the estimator's ``train`` every round.
+        valid_data
+            Passed to the estimator's ``train`` as its validation data, and evaluated when the
+            server asks for federated evaluation (None: ``train_data`` is evaluated).
+        post_process
+            Applied to the estimator when the job ends (None: the estimator is returned).
+        **kwargs
+            Passed to the estimator's ``train`` every round.
+
+        Returns
+        -------
+        Any
+            The trained estimator (with the final global weights), or ``post_process`` of it.
+
         Raises
         ------
         JobError
@@ -180,7 +197,18 @@ class FederatedLearning(JobBase):
         post_process: Callable[[Any], Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """The asyncio twin of :meth:`train`."""
+        """The asyncio twin of :meth:`train`.
+
+        Parameters
+        ----------
+        train_data, valid_data, post_process, **kwargs
+            As :meth:`train` takes them.
+
+        Returns
+        -------
+        Any
+            The trained estimator, or ``post_process`` of it.
+        """
         failures = 0
         # refuse a model that cannot learn across rounds before the job counts on this client
         await asyncio.to_thread(self.estimator.prepare_federated, train_data, self.classes)

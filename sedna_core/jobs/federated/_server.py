@@ -86,6 +86,9 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
     spool_dir
         Where updates are spooled while they arrive (default: a disk-backed temporary
         directory, ``/var/tmp`` where it exists; the location is logged).
+    chunk_bytes
+        Largest frame of weights the server sends (the global model goes out in chunks of
+        this size; at least 1024; ``AGG_CHUNK_BYTES``).
     max_num_samples
         Largest ``num_samples`` one update may claim (default 10**9).
     max_update_ratio, max_update_norm
@@ -94,6 +97,15 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         for the round.
     pre_auth_bytes
         Largest frame read from a connection before it is authenticated (default 64 KiB).
+    sedna_compat
+        Whether clients speaking Sedna's JSON protocol (``subscribe`` / ``update_weight`` /
+        ``recv_weight``) are accepted (default True; ``AGG_SEDNA_COMPAT``).
+    job_name
+        The job's name, in logs, checkpoints and status (default ``JOB_NAME``, else
+        ``"sedna"``).
+    plugin_manager
+        The plugin manager that resolves the aggregation and transforms by name (None: the
+        default one).
     transforms
         The job's update-transform chain, in order (kind ``update_transform``: clipping, noise,
         compression; see ``docs/federated-learning.md``): a list of names or
@@ -253,7 +265,13 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         self._job_task = asyncio.ensure_future(self._job())
 
     async def wait(self) -> FederatedResult:
-        """Wait for the job to end; returns its result (``status`` may be ``"failed"``)."""
+        """Wait for the job to end (the server must be started).
+
+        Returns
+        -------
+        FederatedResult
+            The job's result (``status`` may be ``"failed"``).
+        """
         assert self._done is not None, "start the server first"
         await self._done.wait()
         assert self._result is not None
@@ -300,6 +318,11 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         In the main thread, SIGTERM and SIGINT stop the server cleanly (connections closed,
         spool removed, shutdown logged: a pod being deleted); the result is then ``failed``
         with a message saying so.
+
+        Returns
+        -------
+        FederatedResult
+            The job's result (``"failed"`` when a signal stopped it first).
         """
         await self.astart()
         stop = asyncio.Event()
@@ -334,7 +357,13 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         await self._wait_for(lambda: not self._sessions, deadline)
 
     def start(self) -> FederatedResult:
-        """Serve the whole job and return its result (blocking, as Sedna's ``start()``)."""
+        """Serve the whole job (blocking, as Sedna's ``start()``).
+
+        Returns
+        -------
+        FederatedResult
+            The job's result, as :meth:`run` returns it.
+        """
         return asyncio.run(self.run())
 
     def start_in_background(self) -> None:
@@ -342,36 +371,51 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         self._background.start(self.astart, timeout=60.0)
 
     def wait_background(self, timeout: float | None = None) -> FederatedResult:
-        """Block until the background server's job ends."""
+        """Block until the background server's job ends.
+
+        Parameters
+        ----------
+        timeout
+            Seconds to wait at most (None: no limit).
+
+        Returns
+        -------
+        FederatedResult
+            The job's result.
+        """
         return self._background.run(self.wait(), timeout=timeout)
 
     def stop_background(self) -> None:
+        """Stop the server started with :meth:`start_in_background` (as :meth:`astop`)."""
         with contextlib.suppress(Exception):
             self._background.stop(self.astop, timeout=30.0)
 
     @property
     def port(self) -> int:
+        """The TCP port the started server listens on."""
         assert self._runner is not None, "the server is not started"
         return self._runner.port
 
     @property
     def url(self) -> str:
+        """The ``http(s)://host:port`` of the started server."""
         assert self._runner is not None, "the server is not started"
         return self._runner.url
 
     @property
     def ws_url(self) -> str:
-        """``ws(s)://host:port`` (clients' ``address``)."""
+        """The ``ws(s)://host:port`` of the started server (clients' ``address``)."""
         assert self._runner is not None, "the server is not started"
         return self._runner.ws_url
 
     @property
     def global_weights(self) -> list[np.ndarray] | None:
+        """The current global model (one array per tensor), or None before it is known."""
         return self._global
 
     @property
     def clients(self) -> list[str]:
-        """Ids of the connected clients."""
+        """The ids of the connected clients, sorted."""
         return sorted(self._sessions)
 
     @property
@@ -380,6 +424,17 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         return self._round
 
     def status(self) -> dict[str, Any]:
+        """The server's state now, as JSON-ready data (what ``GET /fl/status`` answers).
+
+        Returns
+        -------
+        dict
+            ``job``, ``aggregation``, ``protocol``, ``exit_round``, ``completed_rounds``,
+            ``phase``, ``round`` (None, or the open round's ``number``, ``attempt``, ``task``,
+            ``asked``, ``pending``, ``answered``, ``rejected``), ``clients``, ``spool`` (None,
+            or its ``path`` and ``filesystem``), ``status`` (None until the job ends),
+            ``stats`` and ``history``.
+        """
         rnd = self._round
         return {
             "job": self.config.job_name,
@@ -559,6 +614,15 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
 
     # -- plumbing ----------------------------------------------------------------------------
     def announce(self, hook: str, **kwargs: Any) -> None:
+        """Call the lifecycle hook ``hook`` on every plugin (plugin errors are logged).
+
+        Parameters
+        ----------
+        hook
+            The hook's name (e.g. ``"sedna_job_started"``).
+        **kwargs
+            The hook's arguments.
+        """
         from sedna_core.plugins import announce
 
         announce(hook, plugin_manager=self.plugin_manager, **kwargs)

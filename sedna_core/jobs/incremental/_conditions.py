@@ -110,6 +110,24 @@ def parse_condition(
     """A :class:`Condition` from Sedna's text or CRD form (a Condition is returned as is).
 
     ``what`` names the setting in error messages (e.g. ``"SEDNA_IL_DEPLOY_RULE"``).
+
+    Parameters
+    ----------
+    spec
+        Sedna's text (``"precision_delta > 0.1 and recall > 0.8"``, ``or`` between groups),
+        its CRD form (``{"metric": ..., "operator": ..., "threshold": ...}``), or a Condition.
+    what
+        The setting's name, for error messages.
+
+    Returns
+    -------
+    Condition
+        The parsed condition (``spec`` itself when it is one).
+
+    Raises
+    ------
+    ConfigError
+        ``spec`` is empty or not in one of these forms.
     """
     if isinstance(spec, Condition):
         return spec

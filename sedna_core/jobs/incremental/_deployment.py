@@ -155,7 +155,22 @@ class ModelDeployment:
     def propose(self, version: str, eval_data: Any) -> GateDecision:
         """Judge a stored version against the serving model on ``eval_data``; deploy it if the
         rule passes. A version that cannot be loaded or scored is rejected; the serving model
-        stays. The decision is recorded, reported (``eval``, then ``deploy``) and returned."""
+        stays. The decision is recorded, reported (``eval``, then ``deploy``) and returned.
+
+        Parameters
+        ----------
+        version
+            The stored version to judge (as :attr:`last_trained` or ``versions`` name it).
+        eval_data
+            Held-out data both models are scored on (None: a first version is deployed
+            without comparison; any later one is rejected).
+
+        Returns
+        -------
+        GateDecision
+            The decision: ``deployed``, the ``reason``, both models' scores and the rule's
+            values.
+        """
         version = str(version)
         with self._deploy_lock:
             serving = self._slot.get() or self._initial_serving()
@@ -294,12 +309,30 @@ class ModelDeployment:
         return dest
 
     def deploy(self, version: str) -> GateDecision:
-        """Serve a stored version now, without the gate (an operator's decision)."""
+        """Serve a stored version now, without the gate (an operator's decision).
+
+        Parameters
+        ----------
+        version
+            The stored version to serve.
+
+        Returns
+        -------
+        GateDecision
+            The recorded decision (``kind="deploy"``; ``deployed`` False when the version
+            could not be loaded, the serving model then stays).
+        """
         return self._force(str(version), kind="deploy", reason="deployed on request")
 
     def rollback(self) -> GateDecision:
         """Go back to the previously deployed version (one call). Raises JobError when there
-        is none or it cannot be loaded; the serving model then stays."""
+        is none or it cannot be loaded; the serving model then stays.
+
+        Returns
+        -------
+        GateDecision
+            The recorded decision (``kind="rollback"``, ``candidate`` the version now served).
+        """
         with self._deploy_lock:
             previous = self.versions.previous()
             current = self._slot.get()

@@ -192,7 +192,23 @@ class ModelWatcher(abc.ABC):
 
 
 def read_hot_update_config(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """``(model_path, model_update_time)`` from Sedna's hot-update JSON file."""
+    """The ``(model_path, model_update_time)`` from Sedna's hot-update JSON file.
+
+    Parameters
+    ----------
+    path
+        The JSON file: ``{"model_config": {"model_path": ..., "model_update_time": ...}}``.
+
+    Returns
+    -------
+    tuple[str, str]
+        The model's path or URL, and its update time as a string (the version).
+
+    Raises
+    ------
+    ArtifactError
+        The file cannot be read or lacks these fields.
+    """
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
         cfg = doc["model_config"]

@@ -46,6 +46,23 @@ class Inference:
 
         ``data`` is one sample as the model takes it (an image, or a batch of one row). One model
         reference serves the whole call. A hard sample goes to the hard-example store.
+
+        Parameters
+        ----------
+        data
+            One sample, as the model takes it.
+        post_process
+            Applied to a copy of the model's result to make ``final_result`` (None: the result
+            as it is). The miner judges ``final_result``, or the model's probabilities with
+            ``mine_proba``.
+        **kwargs
+            Passed to the model's ``predict``.
+
+        Returns
+        -------
+        tuple
+            ``(infer_result, final_result, is_hard_example)``: the model's raw result, its
+            post-processed form, and the miner's verdict (a bool; False without a miner).
         """
         serving = self._serving()
         raw = serving.model.predict(data, **kwargs)
@@ -70,6 +87,16 @@ class Inference:
 
         Returns a :class:`BatchInference` (``raw``, ``final``, ``is_hard``, ``version``,
         ``hard_ids``); one model version serves every sample of the call.
+
+        Parameters
+        ----------
+        data
+            The batch, samples along the first axis (or an ``(x, y)`` pair: ``x`` is used).
+        post_process
+            Applied to a copy of the model's result to make ``final`` (None: as it is). The
+            miner judges ``final``, or the model's probabilities with ``mine_proba``.
+        **kwargs
+            Passed to the model's ``predict``.
         """
         serving = self._serving()
         x = as_x(data)

@@ -243,6 +243,21 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
         until then as version ``"initial"``). Keyword arguments go
         to the backend's ``train``. Returns the trained backend, or ``post_process(backend)``.
         The version is :attr:`last_trained`, the decision :attr:`last_decision`.
+
+        Parameters
+        ----------
+        train_data
+            The training data, as the backend's ``train`` takes it (e.g. an ``(x, y)`` pair).
+        valid_data
+            Passed to the backend's ``train``; also the held-out data when ``eval_data`` is None.
+        post_process
+            Applied to the trained backend before it is returned (None: the backend).
+        eval_data
+            Held-out data the gate scores both models on.
+        deploy
+            Whether to gate (and deploy) the candidate now; False only stores it.
+        **kwargs
+            Passed to the backend's ``train``.
         """
         base = None
         if self.warm_start:
@@ -307,6 +322,22 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
         results: list[dict[str, Any]] | None = None,
         owner_info: dict[str, Any] | None = None,
     ) -> None:
+        """Tell Sedna's local controller, one message per phase; never blocks.
+
+        Within a phase (``train``, ``eval``), reports of another kind stay in the log, so
+        Sedna sees one message per phase, as with its own SDK.
+
+        Parameters
+        ----------
+        kind
+            The message kind (``"train"``, ``"eval"``, ``"inference"``, ...).
+        status
+            The phase's status (``"completed"``, ``"failed"``, ...), or None for none.
+        results
+            The phase's results (one dict per output, e.g. model path and metrics), if any.
+        owner_info
+            Extra information about the job that sends the message, if any.
+        """
         phase = getattr(getattr(self, "_phase", None), "kind", None)
         if phase is not None and kind != phase:
             self.log.info(
@@ -329,6 +360,18 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
         """Evaluate each model of ``MODEL_URLS`` (Sedna), else the serving model, on ``data``.
 
         Returns Sedna's list of ``{"format", "url", "metrics"}``, also reported (``eval``).
+
+        Parameters
+        ----------
+        data
+            The evaluation data, as the backend's ``evaluate`` takes it.
+        post_process
+            Applied to each model's metrics before they are reported (None: as they are).
+        metrics
+            The metrics to compute (names, or a mapping of name to callable; None: the
+            backend's default).
+        **kwargs
+            Passed to the backend's ``evaluate``.
         """
         from sedna_core.artifacts import fetch, is_remote
         from sedna_core.reporting import model_result
@@ -375,7 +418,19 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
         return self.trigger.evaluate(self.retrain_values())
 
     def label_hard_examples(self, labeller: Callable[[np.ndarray], Any]) -> int:
-        """Label the stored hard examples that have no label with ``labeller(x) -> y``."""
+        """Label the stored hard examples that have no label with ``labeller(x) -> y``.
+
+        Parameters
+        ----------
+        labeller
+            Called once with the unlabelled samples (stacked along the first axis); returns
+            one label per sample.
+
+        Returns
+        -------
+        int
+            The number of examples labelled (0 when none was waiting).
+        """
         store = self._require_store()
         pending = store.load()
         todo = ~pending.labelled
@@ -393,7 +448,25 @@ class IncrementalLearning(ModelDeployment, Inference, JobBase):
         **kwargs: Any,
     ) -> GateDecision | None:
         """Train on the labelled hard examples (newest ``last``; plus ``extra_data``), then
-        gate on ``eval_data``. The store is marked, so the trigger counts from zero again."""
+        gate on ``eval_data``. The store is marked, so the trigger counts from zero again.
+
+        Parameters
+        ----------
+        extra_data
+            An ``(x, y)`` pair trained on with the hard examples (placed before them).
+        eval_data
+            Held-out data for the gate (None: as :meth:`train` decides without it).
+        last
+            Train on the newest ``last`` labelled hard examples only (None: all of them).
+        **kwargs
+            Passed to :meth:`train` (and from there to the backend's ``train``).
+
+        Returns
+        -------
+        GateDecision or None
+            :attr:`last_decision` after training: this candidate's decision (with
+            ``deploy=False`` in ``kwargs``: the earlier one, or None when there is none).
+        """
         store = self._require_store()
         held = store.load(labelled_only=True, last=last)
         x, y = held.x, held.y

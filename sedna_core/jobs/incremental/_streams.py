@@ -31,7 +31,28 @@ def sea_drift_stream(
     seed: int = 0,
 ) -> Iterator[Batch]:
     """SEA concepts with an abrupt drift: threshold ``thresholds[0]`` before ``drift_at``,
-    ``thresholds[1]`` from then on; ``noise`` flips that share of labels."""
+    ``thresholds[1]`` from then on; ``noise`` flips that share of labels.
+
+    Parameters
+    ----------
+    n
+        Samples in the stream.
+    drift_at
+        Index of the first sample of the second concept.
+    thresholds
+        The two concepts' thresholds on ``x0 + x1``.
+    noise
+        Share of labels flipped, in [0, 1].
+    batch_size
+        Samples per batch (the last batch may be shorter).
+    seed
+        Seed of the features and of the label noise (same seed, same stream).
+
+    Returns
+    -------
+    Iterator[tuple[numpy.ndarray, numpy.ndarray]]
+        ``(x, y)`` batches: ``x`` float64 of shape ``(batch, 3)``, ``y`` int64 labels 0/1.
+    """
     if batch_size < 1 or n < 0:
         raise ConfigError("batch_size", batch_size, "a positive batch size and n >= 0")
     rng = np.random.default_rng(seed)
@@ -57,6 +78,28 @@ def csv_stream(
     ``label_column`` is an index (negative counts from the end) or a header name; ``header``
     None detects a header row (a name for the label column, or a first row whose features are
     not all numbers). Labels that are all integers become an integer array.
+
+    Parameters
+    ----------
+    path
+        The CSV file (UTF-8); empty lines are skipped.
+    label_column
+        The label column: an index (negative counts from the end) or a header name.
+    batch_size
+        Rows per batch (the last batch may be shorter).
+    header
+        Whether the first row is a header (None: detect it).
+
+    Returns
+    -------
+    Iterator[tuple[numpy.ndarray, numpy.ndarray]]
+        ``(x, y)`` batches: ``x`` float64 features of shape ``(rows, columns - 1)``, ``y`` the
+        labels (int64 when all are integers, else float64, else strings).
+
+    Raises
+    ------
+    DataSourceError
+        No such file, a row with another number of columns, or a non-numeric feature.
     """
     file = Path(path)
     if not file.is_file():

@@ -95,6 +95,18 @@ def min_validation_samples(epsilon: float, delta: float) -> int:
     (about ``ln(1/delta) / epsilon``). ``epsilon`` is the allowed harmful rate in absolute
     terms and ``delta`` the share of delta the test gets (half of it for a relative loss).
     Certifying a threshold that keeps many samples on the edge needs several times more.
+
+    Parameters
+    ----------
+    epsilon
+        The allowed harmful rate, in absolute terms, in (0, 1).
+    delta
+        The share of the failure probability the test gets, in (0, 1).
+
+    Returns
+    -------
+    int
+        The smallest ``n`` with ``1 - delta ** (1 / n) <= epsilon``.
     """
     _check_fraction("epsilon", epsilon)
     _check_fraction("delta", delta)
@@ -200,6 +212,20 @@ def calibrate_threshold(
         ``"guaranteed"`` (holds with probability >= 1 - ``delta``; see the module's notes).
     delta
         Allowed probability that the guarantee fails (guaranteed mode).
+    relative
+        Whether ``max_accuracy_loss`` is a fraction of cloud-only accuracy (True) or accuracy
+        points (False).
+    plugin_manager
+        The plugin manager that resolves a miner given by name (None: the default one).
+    log
+        A structlog logger for the warning when only full offload meets the target (None: no
+        warning).
+
+    Returns
+    -------
+    Calibration
+        The calibrated miner (``miner``), its parameters and the figures it reached on the
+        validation data.
 
     Raises
     ------

@@ -229,6 +229,20 @@ class JointInference(JobBase):
         edge result as a whole (``mining-then-inference``: the raw ``data``), and a hard request
         goes to the cloud as it is. ``cloud_result`` is the cloud's ``result`` (None when it was
         not asked or did not answer); ``final_result`` is it when present, else the edge's.
+
+        Parameters
+        ----------
+        data
+            One request, as the edge model takes it.
+        post_process
+            Applied to the edge model's result before mining (None: the result as it is).
+        **kwargs
+            Passed to the edge model's ``predict``.
+
+        Returns
+        -------
+        list
+            Sedna's ``[is_hard_example, final_result, edge_result, cloud_result]``.
         """
         return self._run(self._plan_one(data, post_process, kwargs))
 
@@ -243,19 +257,64 @@ class JointInference(JobBase):
         rows have the same shape (else a list); ``edge_result`` what the edge model returned
         (``mining-then-inference``: a list with None for samples the edge did not see);
         ``cloud_result`` a list with the cloud's row or None per sample.
+
+        Parameters
+        ----------
+        samples
+            The batch, samples along the first axis.
+        post_process
+            Applied to the edge model's result before mining (None: the result as it is).
+        **kwargs
+            Passed to the edge model's ``predict``.
+
+        Returns
+        -------
+        list
+            ``[is_hard_example, final_result, edge_result, cloud_result]``, as above.
         """
         return self._run(self._plan_batch(samples, post_process, kwargs))
 
     async def ainference(
         self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
     ) -> list[Any]:
-        """:meth:`inference` for coroutines (the edge model runs in a worker thread)."""
+        """:meth:`inference` for coroutines (the edge model runs in a worker thread).
+
+        Parameters
+        ----------
+        data
+            One request, as the edge model takes it.
+        post_process
+            Applied to the edge model's result before mining (None: the result as it is).
+        **kwargs
+            Passed to the edge model's ``predict``.
+
+        Returns
+        -------
+        list
+            Sedna's ``[is_hard_example, final_result, edge_result, cloud_result]``.
+        """
         return await self._arun(self._plan_one(data, post_process, kwargs))
 
     async def ainference_batch(
         self, samples: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
     ) -> list[Any]:
-        """:meth:`inference_batch` for coroutines (the edge model runs in a worker thread)."""
+        """:meth:`inference_batch` for coroutines (the edge model runs in a worker thread).
+
+        Parameters
+        ----------
+        samples
+            The batch, samples along the first axis.
+        post_process
+            Applied to the edge model's result before mining (None: the result as it is).
+        **kwargs
+            Passed to the edge model's ``predict``.
+
+        Returns
+        -------
+        list
+            ``[is_hard_example, final_result, edge_result, cloud_result]``, as
+            :meth:`inference_batch` returns it.
+        """
         return await self._arun(self._plan_batch(samples, post_process, kwargs))
 
     def calibrate(
@@ -286,6 +345,28 @@ class JointInference(JobBase):
         >= 1 - ``delta`` (``mode="guaranteed"``, for serving data exchangeable with
         ``x_val``). ``miner`` (default: the job's) is calibrated; with ``apply`` the job uses
         the result from now on. See "Calibration" in docs/joint-inference.md.
+
+        Parameters
+        ----------
+        x_val, y_val
+            Labelled validation data (samples along the first axis) and its labels.
+        target_offload, max_accuracy_loss, mode, delta, relative
+            The target, as :func:`~sedna_core.jobs.joint_inference.calibrate_threshold` takes it.
+        miner
+            The miner to calibrate (None: the job's ``hard_example_mining``).
+        cloud_results
+            The cloud's answers for ``x_val`` (None: ask the cloud).
+        correct
+            ``correct(results, y_val)``: one boolean per sample (None: the default rule above).
+        post_process
+            Applied to the edge model's result before judging it (None: as it is).
+        apply
+            Whether the job uses the calibrated miner from now on.
+
+        Returns
+        -------
+        Calibration
+            The calibrated miner and the figures it reached on the validation data.
         """
         base = miner if miner is not None else self.hard_example_mining
         if base is None:

@@ -167,7 +167,17 @@ class BigModelService(JobBase):
     def inference(
         self, data: Any, post_process: Callable[[Any], Any] | None = None, **kwargs: Any
     ) -> Any:
-        """The big model's answer for ``data`` (what the service computes per request)."""
+        """The big model's answer for ``data`` (what the service computes per request).
+
+        Parameters
+        ----------
+        data
+            One request's input, as the big model takes it.
+        post_process
+            Applied to the model's result (None: the result as it is).
+        **kwargs
+            Passed to the model's ``predict``.
+        """
         result = self.estimator.predict(data, **kwargs)
         return post_process(result) if post_process is not None else result
 
@@ -177,6 +187,16 @@ class BigModelService(JobBase):
         ``block=True`` (Sedna's behaviour) serves until SIGINT/SIGTERM; ``block=False`` serves
         from a background thread and returns once listening (stop with :meth:`stop`, or use the
         service as a context manager).
+
+        Parameters
+        ----------
+        block
+            Whether to serve in this thread until a signal (True) or in the background (False).
+
+        Returns
+        -------
+        BigModelService
+            This service (once stopped with ``block=True``; listening with ``block=False``).
         """
         with self._lock:
             if self._runner is not None:
@@ -223,19 +243,21 @@ class BigModelService(JobBase):
 
     @property
     def url(self) -> str:
-        """``http(s)://host:port`` of the running service."""
+        """The ``http(s)://host:port`` of the running service (JobError when not started)."""
         if self._runner is None:
             raise JobError("the service is not started")
         return self._runner.url
 
     @property
     def port(self) -> int:
+        """The TCP port the running service listens on (JobError when not started)."""
         if self._runner is None:
             raise JobError("the service is not started")
         return self._runner.port
 
     @property
     def predict_url(self) -> str:
+        """The URL edges post to: :attr:`url` + ``/{JOB_NAME}/predict`` (Sedna's route)."""
         return self.url + predict_path(self.config.job_name)
 
     # -- the HTTP application ----------------------------------------------------------------

@@ -57,6 +57,17 @@ class Inference:
         The knowledge is refreshed from the knowledge base when it publishes a newer index
         (checked every ``MODEL_POLL_PERIOD_SECONDS``); while it is unreachable, the edge
         cache serves.
+
+        Parameters
+        ----------
+        data
+            The samples: an array or column table, an ``(x, y)`` pair (``y`` is ignored), or a
+            datasource (its ``x``).
+        post_process
+            Applied to the whole ``result`` (None: as it is).
+        unseen_sample_postprocess
+            Called as ``unseen_sample_postprocess(samples, rows)`` with the unseen-task samples
+            and their row indices (None: they are saved under ``unseen_save_url`` when set).
         """
         know = self._knowledge_now()
         x, _ = unpack(data)
@@ -174,7 +185,19 @@ class Inference:
 
     def unseen_scores(self, data: Any) -> dict[str, np.ndarray]:
         """Each detector's score per sample (higher: more likely an unseen task), e.g. to
-        measure detection quality (AUROC) or to pick a different threshold."""
+        measure detection quality (AUROC) or to pick a different threshold.
+
+        Parameters
+        ----------
+        data
+            The samples, as :meth:`inference` takes them.
+
+        Returns
+        -------
+        dict[str, numpy.ndarray]
+            Each detector's name and its float scores, one per sample (detectors that need
+            features are left out when the task definition gives none).
+        """
         know = self._knowledge_now()
         x, _ = unpack(data)
         features = know.features(x)
@@ -222,6 +245,21 @@ class Inference:
         Sedna's deploy gate: a group whose score satisfies ``score <operator> threshold``
         for any metric is withdrawn in the knowledge base (``operator``/``model_threshold``,
         from the config by default: ``<`` and 0, which withdraw nothing).
+
+        Parameters
+        ----------
+        data
+            Labelled samples: an ``(x, y)`` pair or a datasource with ``y``.
+        metrics
+            The metrics to compute (names or callables, as ``compute_metrics`` takes them;
+            None: the task's defaults).
+        post_process
+            Applied to the returned report (None: as it is).
+        operator, model_threshold
+            The deploy gate's comparison and threshold (None: from the config).
+        update_status
+            Whether groups that fail the gate are withdrawn in the knowledge base (False only
+            reports them in ``dropped_tasks``).
         """
         know = self._knowledge_now()
         x, y = unpack(data)

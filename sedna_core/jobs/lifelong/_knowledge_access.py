@@ -39,14 +39,18 @@ class KnowledgeAccess:
 
     @property
     def output_dir(self) -> Path:
-        """``OUTPUT_URL``, else ``sedna-lifelong/<JOB_NAME>`` under the working directory (one
-        folder per job, so unrelated programs never share knowledge)."""
+        """The job's output folder: ``OUTPUT_URL``, else ``sedna-lifelong/<JOB_NAME>`` under
+        the working directory (one folder per job, so unrelated programs never share
+        knowledge)."""
         if self.config.output_url:
             return Path(self.config.output_url)
         return Path("sedna-lifelong") / safe_name(self.config.job_name)
 
     @property
     def storage(self) -> Storage:
+        """The knowledge storage, made on first use: the knowledge base at ``KB_SERVER``
+        (with an edge cache under ``edge_output_url``, else :attr:`output_dir`), or local
+        files under :attr:`output_dir` without one."""
         if self._storage is None:
             cfg = self.config
             if cfg.kb_server:

@@ -122,6 +122,17 @@ class Training:
         Sedna's ``metric_name``). Returns ``{group: training metrics}``, or the evaluation of
         ``valid_data`` when given (as Sedna), through ``post_process`` when given. With
         ``HAS_COMPLETED_INITIAL_TRAINING=true`` this is :meth:`update`.
+
+        Parameters
+        ----------
+        train_data
+            Labelled samples: an ``(x, y)`` pair or a datasource with ``y``.
+        valid_data
+            Labelled validation samples: they set the unseen-task detectors' thresholds, and
+            are evaluated after training (None: held-out rows of ``train_data`` set the
+            thresholds).
+        post_process
+            Applied to the returned feedback (None: as it is).
         """
         if self.config.has_completed_initial_training:
             return self.update(train_data, valid_data, post_process, **kwargs)
@@ -329,7 +340,19 @@ class Training:
         """Learn from new data: samples of known tasks update those tasks (retrained on their
         stored and new samples, or fine-tuned, as the update decision says); samples of new
         tasks become new tasks. Allocation and detectors are refitted and a new index version
-        is published. Returns ``{group: training metrics}`` for the groups trained."""
+        is published. Returns ``{group: training metrics}`` for the groups trained.
+
+        Parameters
+        ----------
+        train_data
+            The new labelled samples: an ``(x, y)`` pair or a datasource with ``y``.
+        valid_data
+            Labelled validation samples for the detectors' thresholds (None: held-out rows).
+        post_process
+            Applied to the returned feedback (None: as it is).
+        **kwargs
+            Passed to each trained task's base model.
+        """
         know = self._knowledge_now()
         x, y = unpack(train_data)
         self.announce(
