@@ -63,7 +63,11 @@ ROUTERS = ("Random", "CrossEntropy", "Confidence", "Margin", "Entropy")
 
 # -- the fixed scenario (shared with the demo) --------------------------------------------------
 
-from examples.demo.digits_cascade import build_scenario, cloud_model, edge_model  # noqa: E402
+from examples.demo.digits_cascade import (  # noqa: E402
+    FOLDS,
+    build_scenario,
+    cross_fit,
+)
 
 
 def emit(record: dict[str, Any]) -> None:
@@ -72,25 +76,10 @@ def emit(record: dict[str, Any]) -> None:
 
 # -- part 1: chosen on validation, scored on test -----------------------------------------------
 
-FOLDS = 5
 HEADLINE_MINER = "CrossEntropy"  # Sedna's own probability miner: the serving part compares it
 MINERS = ("CrossEntropy", "Confidence", "Margin")
 TARGET_LOSS = 0.01  # of cloud-only accuracy: the "99% of cloud" goal
 DELTA = 0.1
-
-
-def cross_fit(sc: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Out-of-fold probabilities of both models on the training half (5 stratified folds)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    x, y = sc["x_train"], sc["y_train"]
-    edge = np.zeros((len(x), 10))
-    cloud = np.zeros((len(x), 10))
-    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=0)
-    for fit_idx, held_out in folds.split(x, y):
-        edge[held_out] = edge_model(x[fit_idx], y[fit_idx]).predict(x[held_out])
-        cloud[held_out] = cloud_model(x[fit_idx], y[fit_idx]).predict(x[held_out])
-    return {"edge": edge, "cloud": cloud}
 
 
 def _bootstrap(
