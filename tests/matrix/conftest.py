@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from examples.demo.federated import dirichlet_partition
+
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # two cores for eight engineers: no thread oversubscription
 
@@ -78,25 +80,10 @@ def load_digits_splits(seed: int = SEED) -> Digits:
 def dirichlet_split(
     labels: np.ndarray, n_parts: int, alpha: float, seed: int = SEED, min_size: int = 10
 ) -> list[np.ndarray]:
-    """Row indices per part, Flower's ``DirichletPartitioner`` rule (no self-balancing).
-
-    For each class, shares over the parts are drawn from Dirichlet(``alpha``) and the class's
-    shuffled rows are cut accordingly; the draw repeats until every part holds ``min_size`` rows.
-    """
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    for _ in range(1000):
-        parts: list[list[int]] = [[] for _ in range(n_parts)]
-        for c in np.unique(labels):
-            idx = np.flatnonzero(labels == c)
-            rng.shuffle(idx)
-            share = rng.dirichlet([alpha] * n_parts)
-            cuts = (np.cumsum(share) * len(idx)).astype(int)[:-1]
-            for p, chunk in enumerate(np.split(idx, cuts)):
-                parts[p].extend(chunk.tolist())
-        if min(len(p) for p in parts) >= min_size:
-            return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
-    raise RuntimeError("no Dirichlet draw gave every part min_size rows")
+    """Row indices per part, sorted: the demo's Dirichlet partition (Flower's
+    ``DirichletPartitioner`` rule), with each part's rows in their original order."""
+    parts = dirichlet_partition(np.asarray(labels), n_parts, alpha, seed=seed, min_size=min_size)
+    return [np.sort(p) for p in parts]
 
 
 def class_disjoint_split(labels: np.ndarray, n_parts: int) -> list[np.ndarray]:
