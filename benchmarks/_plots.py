@@ -123,27 +123,60 @@ def plot_accuracy_per_round(
 
 
 def plot_stream_accuracy(
-    accuracy: Sequence[float],
-    path: str | Path,
-    *,
-    drift_at: int | None = None,
-    deploys: Sequence[int] = (),
-    title: str = "Incremental learning over the stream",
+    panels: Sequence[Mapping[str, Any]], path: str | Path, *, ylabel: str = "accuracy"
 ) -> Path:
-    """Accuracy per stream window, with the drift and each deploy marked."""
+    """Accuracy over the stream, one panel per scenario, with the drift and each deploy marked
+    (``incremental.py``). Each panel: ``title``, ``positions`` (the stream position each value
+    ends at), ``curves`` ``{name: values}`` (the first is the system whose ``deploys`` /
+    ``false_deploys`` stream positions are marked), ``drifts`` and ``drift_width`` (a gradual
+    drift's transition is shaded)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.plot(range(len(accuracy)), accuracy, marker=".", label="serving model")
-    if drift_at is not None:
-        ax.axvline(drift_at, color="red", linestyle="--", label="drift")
-    for i, d in enumerate(deploys):
-        ax.axvline(d, color="green", linestyle=":", label="deploy" if i == 0 else None)
-    ax.set_xlabel("stream window")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(8.0, 2.9 * len(panels)), sharex=True, squeeze=False
+    )
+    styles = [
+        {"color": "tab:blue", "linewidth": 1.8, "linestyle": "-"},
+        {"color": "tab:orange", "linewidth": 1.1, "linestyle": "--"},
+        {"color": "dimgrey", "linewidth": 1.1, "linestyle": ":"},
+    ]
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        x = panel["positions"]
+        for (name, values), style in zip(panel["curves"].items(), styles * 3, strict=False):
+            ax.plot(x[: len(values)], values, label=name, **style)
+        width = panel.get("drift_width", 1)
+        for i, d in enumerate(panel["drifts"]):
+            ax.axvline(d, color="red", linestyle="--", linewidth=1.0,
+                       label="drift (shaded: a gradual one's transition)" if i == 0
+                       else None)  # fmt: skip
+            if width > 1:
+                ax.axvspan(d - width / 2, d + width / 2, color="red", alpha=0.08)
+        false = set(panel.get("false_deploys", ()))
+        good = [p for p in panel["deploys"] if p not in false]
+        # deploys as triangles along the top, in a margin kept free of the curves
+        ax.margins(y=0.18)
+        trans = ax.get_xaxis_transform()  # x in stream positions, y in axes fraction
+        ax.plot(good, [0.95] * len(good), "v", color="green", markersize=7, transform=trans,
+                label="deploy of ours")  # fmt: skip
+        if false:
+            ax.plot(sorted(false), [0.95] * len(false), "v", color="crimson", markersize=8,
+                    transform=trans, label="false deploy")  # fmt: skip
+        ax.set_title(
+            f"{panel['title']}, {len(panel['deploys'])} deploys ({len(false)} false)", fontsize=9
+        )
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.grid(True, alpha=0.3)
+    # one legend for all panels (every label once: a false deploy appears if any panel had one)
+    entries: dict[str, Any] = {}
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    fig.legend(entries.values(), entries.keys(), loc="upper center", ncol=3, fontsize=8,
+               frameon=False)  # fmt: skip
+    axes[-1, 0].set_xlabel("stream position (samples)")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    fig.savefig(Path(path), dpi=110)
+    _pyplot().close(fig)
+    return Path(path)
 
 
 def plot_roc(
@@ -163,4 +196,57 @@ def plot_roc(
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_epsilon(rows: Iterable[Row], path: str | Path) -> Path:
+    """Final accuracy against ε (log scale), one panel per client count, ours and Flower per DP
+    variant (mean over noise seeds, bars from the lowest to the highest seed), each point
+    labelled with its ε; clipping without noise (ε = ∞) as a horizontal line
+    (``federated_dp.py`` rows)."""
+    plt = _pyplot()
+    rows = [r for r in rows if r.get("bench") == "federated_dp"]
+    totals = sorted({r["clients"] for r in rows})
+    fig, axes = plt.subplots(1, len(totals), figsize=(6.0 * len(totals), 4.4), squeeze=False)
+    colours = {"ServerSide": "tab:blue", "ClientSide": "tab:orange"}
+    for ax, total in zip(axes[0], totals, strict=True):
+        mine = [r for r in rows if r["clients"] == total]
+        for variant in sorted({r["variant"] for r in mine}):
+            short = "ServerSide" if "ServerSide" in variant else "ClientSide"
+            colour = colours[short]
+            series = sorted(
+                (r for r in mine if r["variant"] == variant and r["epsilon"] != "inf"),
+                key=lambda r: r["epsilon"],
+            )
+            for who, key, style in (("ours", "ours", "o-"), ("Flower", "flower", "s--")):
+                eps = [r["epsilon"] for r in series]
+                mean = [r[f"{key}_mean"] for r in series]
+                lo = [m - min(r[f"{key}_accuracy"]) for m, r in zip(mean, series, strict=True)]
+                hi = [max(r[f"{key}_accuracy"]) - m for m, r in zip(mean, series, strict=True)]
+                ax.errorbar(eps, mean, yerr=[lo, hi], fmt=style, color=colour, capsize=3,
+                            mfc="white" if who == "Flower" else colour, markersize=5,
+                            label=f"{who}, {short} fixed clipping")  # fmt: skip
+            same = [r for r in series if "ours_same_noise_accuracy" in r]
+            if same:
+                ax.plot([r["epsilon"] for r in same],
+                        [sum(r["ours_same_noise_accuracy"]) / len(r["ours_same_noise_accuracy"])
+                         for r in same], "x", color="black", markersize=7,
+                        label=f"ours with Flower's noise draws, {short}")  # fmt: skip
+            for r in series if short == "ServerSide" else []:
+                ax.annotate(f"ε={r['epsilon']:.3g} (z={r['noise_multiplier']:g})",
+                            (r["epsilon"], r["ours_mean"]), textcoords="offset points",
+                            xytext=(7, 4), ha="left", fontsize=7)  # fmt: skip
+            for r in mine:
+                if r["variant"] == variant and r["epsilon"] == "inf":
+                    ax.axhline(r["ours_mean"], color=colour, linestyle=":", linewidth=1,
+                               label=f"{short} clipping, no noise (ε = ∞)")  # fmt: skip
+        q = mine[0]["sampling_rate"] if mine else 1.0
+        per = mine[0]["per_round"] if mine else 0
+        ax.set_xscale("log")
+        rounds = mine[0].get("rounds", "?") if mine else "?"
+        ax.set_xlabel(f"ε (δ = 1e-5, {rounds} rounds, RDP accountant)")
+        ax.set_ylabel("final test accuracy")
+        ax.set_title(f"{total} clients, {per} per round (q = {q:g}), C = 1", fontsize=9)
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=6.5, loc="lower right")
     return _save(fig, path)

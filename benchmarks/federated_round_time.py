@@ -23,6 +23,10 @@ Server memory: peak resident memory, plus the peak bytes of the update spool (sa
 10 ms: allocated blocks of the spool files), the spool's directory and its filesystem (a RAM
 filesystem's bytes are memory; a disk-backed spool's bytes are still counted in the total).
 
+``benchmarks/federated_scale.py`` reuses this harness with many clients per process (role
+``clients``: asyncio tasks sending fixed weights; Flower's ``flower_fl clients``: threads) and
+reads the servers' per-round bytes on the wire and CPU seconds from the same JSON line.
+
 Output: one JSON line per system and size (median round time, every round time, server peak
 RSS, spool bytes and location, the peak above idle in model sizes), then one ratio line per
 size. Goals (issue 17): at 4 x 10M, our round time at most 2x the transport floor and at most
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -51,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines.flower_fl import model, peak_rss_mb, rss_mb  # noqa: E402
+from benchmarks.baselines.flower_fl import loopback_bytes, model, peak_rss_mb, rss_mb  # noqa: E402
 
 PY = sys.executable
 
@@ -91,6 +96,13 @@ def ours_server(port: int, params: int, clients: int, rounds: int, checkpoint: s
     from sedna_core.jobs.federated import AggregationServer
 
     base = rss_mb()
+    wire: list[int] = []  # loopback bytes at each round's end (the bytes per round, in a netns)
+    cpu: list[float] = []  # the server's CPU seconds (all threads) at each round's end
+
+    def mark(record: dict[str, Any]) -> None:
+        wire.append(loopback_bytes())
+        cpu.append(time.process_time())
+
     server = AggregationServer(
         "FedAvg",
         exit_round=rounds,
@@ -100,6 +112,7 @@ def ours_server(port: int, params: int, clients: int, rounds: int, checkpoint: s
         round_deadline=600,
         checkpoint_dir=checkpoint or None,
         job_name="bench",
+        on_round=mark,
     )
     spool = SpoolSampler(server.config.spool_dir)
     spool.start()
@@ -113,6 +126,8 @@ def ours_server(port: int, params: int, clients: int, rounds: int, checkpoint: s
                 "peak_rss_mb": peak_rss_mb(),
                 "base_rss_mb": base,
                 "status": result.status,
+                "round_end_wire_bytes": wire,
+                "round_end_cpu_s": cpu,
                 **spool.report(),
             }
         ),
@@ -188,6 +203,21 @@ class BenchEstimator:
         self.w = list(weights)
 
 
+class FixedEstimator(BenchEstimator):
+    """Sends the same fixed weights every round (no training; the global model it receives
+    is dropped): the scaling benchmark's client, as Flower's ``flower_fl clients``."""
+
+    def __init__(self, params: int, cid: int) -> None:
+        super().__init__(params, cid)
+        self.w = [w + self.step for w in self.w]
+
+    def train(self, train_data: Any, valid_data: Any = None, **kwargs: Any) -> None:
+        return None
+
+    def set_weights(self, weights: list[Any]) -> None:
+        return None
+
+
 def ours_client(port: int, params: int, cid: int) -> None:
     from sedna_core.jobs.federated import FederatedLearning
 
@@ -199,12 +229,50 @@ def ours_client(port: int, params: int, cid: int) -> None:
     ).train([0] * 100)
 
 
+def ours_clients(port: int, params: int, first: int, count: int) -> None:
+    """``count`` clients as asyncio tasks of this one process, sending fixed weights."""
+    from sedna_core.jobs.federated import FederatedLearning
+
+    async def main() -> None:
+        jobs = [
+            FederatedLearning(
+                FixedEstimator(params, cid),
+                address=f"ws://127.0.0.1:{port}",
+                client_id=f"bench-{cid}",
+                backend="custom",
+            )
+            for cid in range(first, first + count)
+        ]
+        await asyncio.gather(*(job.atrain([0] * 100) for job in jobs))
+
+    asyncio.run(main())
+
+
 # -- orchestration -------------------------------------------------------------------------
 
 
+def client_groups(clients: int, procs: int) -> list[tuple[int, int]]:
+    """``(first, count)`` of each client process when ``clients`` share ``procs`` processes."""
+    per, extra = divmod(clients, procs)
+    groups, first = [], 0
+    for p in range(procs):
+        count = per + (p < extra)
+        groups.append((first, count))
+        first += count
+    return [g for g in groups if g[1]]
+
+
 def run_system(
-    system: str, params: int, clients: int, rounds: int, checkpoint: bool, timeout: float = 540
+    system: str,
+    params: int,
+    clients: int,
+    rounds: int,
+    checkpoint: bool,
+    timeout: float = 540,
+    procs: int = 0,
 ) -> dict:
+    """One system's run; ``procs`` > 0 puts the clients in that many processes (asyncio tasks
+    for ours, threads for Flower) sending fixed weights, instead of one process per client."""
     port = free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING", "SEDNA_LOG_FORMAT": "json"}
     with tempfile.TemporaryDirectory(prefix="fl-bench-") as tmp:
@@ -268,27 +336,39 @@ def run_system(
         server = subprocess.Popen(
             server_cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        if procs:
+            if system not in ("flower", "sedna-core"):
+                raise ValueError(f"{system}: no many-clients-per-process role")
+            client_cmd[client_cmd.index("client")] = "clients"
+            args = [
+                [str(first), str(count)]
+                if system == "flower"
+                else [str(first), "--count", str(count)]
+                for first, count in client_groups(clients, procs)
+            ]
+        else:
+            args = [[str(i)] for i in range(clients)]
         wait_listening(port, server)  # clients dial once it listens
-        procs = [
+        procs_ = [
             subprocess.Popen(
-                [*client_cmd, str(i)],
+                [*client_cmd, *a],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for i in range(clients)
+            for a in args
         ]
         try:
             out, err = server.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             server.kill()  # never leave a server behind
-            for p in procs:
+            for p in procs_:
                 p.kill()
             raise
         finally:
-            for p in procs:
+            for p in procs_:
                 try:
                     p.wait(timeout=60)
                 except subprocess.TimeoutExpired:
@@ -299,6 +379,10 @@ def run_system(
         raise RuntimeError(f"{system} server failed ({server.returncode}):\n{err[-3000:]}")
     doc = json.loads(lines[-1])
     times = [t for t in doc["round_times"][1:] if t == t]  # skip round 1 (start-up), NaNs
+    # bytes between consecutive round ends: one round's traffic (round 1 has no start mark)
+    ends = doc.get("round_end_wire_bytes") or []
+    per_round = [b - a for a, b in itertools.pairwise(ends)]
+    cpu = [b - a for a, b in itertools.pairwise(doc.get("round_end_cpu_s") or [])]
     model_mb = params * 4 / 2**20
     spool_mb = doc.get("spool_peak_mb", 0.0)
     memory = {}
@@ -328,6 +412,8 @@ def run_system(
         "model_mb": round(model_mb, 2),
         "peak_over_idle_in_models": round((doc["peak_rss_mb"] - doc["base_rss_mb"]) / model_mb, 2),
         **memory,
+        **({"wire_bytes_per_round": int(statistics.median(per_round))} if per_round else {}),
+        **({"server_cpu_s_per_round": round(statistics.median(cpu), 4)} if cpu else {}),
         "wall_s": round(wall, 1),
     }
 
@@ -380,7 +466,19 @@ def floor_server(port: int, params: int, clients: int, rounds: int) -> None:
     print(json.dumps({"round_times": times}), flush=True)
 
 
-def floor_client(port: int, params: int, rounds: int) -> None:
+def floor_client(port: int, params: int, rounds: int, conns: int = 1) -> None:
+    """``conns`` connections, one thread each (the server needs all for its first round)."""
+    if conns > 1:
+        import threading
+
+        threads = [
+            threading.Thread(target=floor_client, args=(port, params, rounds)) for _ in range(conns)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return
     nbytes = params * 4
     buf = memoryview(bytearray(nbytes))
     with socket.create_connection(("127.0.0.1", port)) as conn:
@@ -395,8 +493,9 @@ def floor_client(port: int, params: int, rounds: int) -> None:
             conn.sendall(buf)
 
 
-def transport_floor(params: int, clients: int, rounds: int) -> dict[str, Any]:
-    """Median round of :func:`floor_server` with ``clients`` client processes (round 1 skipped)."""
+def transport_floor(params: int, clients: int, rounds: int, procs: int = 0) -> dict[str, Any]:
+    """Median round of :func:`floor_server` with ``clients`` client processes (round 1 skipped),
+    or with the clients' connections spread over ``procs`` processes (threads in each)."""
     port = free_port()
     env = {**os.environ}
     base = [PY, "-m", "benchmarks.federated_round_time", "--port", str(port), "--params",
@@ -405,12 +504,13 @@ def transport_floor(params: int, clients: int, rounds: int) -> dict[str, Any]:
         [*base, "--role", "floor-server"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
     )
     wait_listening(port, server)
-    procs = [
-        subprocess.Popen([*base, "--role", "floor-client"], cwd=ROOT, env=env)
-        for _ in range(clients)
+    counts = [c for _, c in client_groups(clients, procs)] if procs else [1] * clients
+    procs_ = [
+        subprocess.Popen([*base, "--role", "floor-client", "--count", str(c)], cwd=ROOT, env=env)
+        for c in counts
     ]
     out, _ = server.communicate(timeout=300)
-    for p in procs:
+    for p in procs_:
         p.wait(timeout=60)
     times = json.loads(out.strip().splitlines()[-1])["round_times"][1:]
     return {
@@ -428,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--role",
-        choices=["bench", "server", "client", "floor-server", "floor-client"],
+        choices=["bench", "server", "client", "clients", "floor-server", "floor-client"],
         default="bench",
     )
     ap.add_argument("--port", type=int)
@@ -436,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=0, help="default: 8 at 200k, 5 at 10M")
     ap.add_argument("--cid", type=int, default=0)
+    ap.add_argument("--count", type=int, default=1, help="clients (connections) in this process")
     ap.add_argument("--checkpoint-dir", default="")
     ap.add_argument("--checkpoint", action="store_true", help="also run ours with checkpoints")
     ap.add_argument("--ours-only", action="store_true", help="skip Flower (no ratio line)")
@@ -446,11 +547,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "client":
         ours_client(args.port, int(args.params), args.cid)
         return 0
+    if args.role == "clients":
+        ours_clients(args.port, int(args.params), args.cid, args.count)
+        return 0
     if args.role == "floor-server":
         floor_server(args.port, int(args.params), args.clients, args.rounds)
         return 0
     if args.role == "floor-client":
-        floor_client(args.port, int(args.params), args.rounds)
+        floor_client(args.port, int(args.params), args.rounds, args.count)
         return 0
     for params in (int(p) for p in args.params.split(",")):
         rounds = args.rounds or (8 if params <= 1_000_000 else 5)

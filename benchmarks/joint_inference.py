@@ -320,51 +320,68 @@ def _plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    # Two panels: the whole range, and a zoom on 0-50% offload where the routers differ.
+    fig, (ax, zoom) = plt.subplots(
+        1, 2, figsize=(11.0, 5.6), dpi=110, gridspec_kw={"width_ratios": [1.0, 1.15]}
+    )
     # Routers that rank alike overlap: Entropy ranks exactly as CrossEntropy (1 - normalised
-    # entropy), Confidence and Margin nearly so. Each gets its own colour, dash and marker
-    # (markers every few points), drawn thinner on top, so both lines of a pair stay visible.
+    # entropy), Confidence and Margin nearly so. Each gets its own colour, dash and marker; the
+    # first of a pair is drawn wide and pale underneath, the second thin on top, and their
+    # markers sit at staggered points, so both lines of a pair stay visible where they coincide.
     styles = {
-        "Random": {"color": "tab:grey", "linestyle": ":", "marker": None},
-        "CrossEntropy": {"color": "tab:blue", "linestyle": "-", "marker": "o", "linewidth": 2.6},
-        "Entropy": {"color": "tab:orange", "linestyle": "--", "marker": "x", "linewidth": 1.2},
-        "Confidence": {"color": "tab:green", "linestyle": "-", "marker": "s", "linewidth": 2.2},
-        "Margin": {"color": "tab:purple", "linestyle": "-.", "marker": "^", "linewidth": 1.2},
-    }
-    for router, (off, acc) in curves.items():
-        style = {"linewidth": 1.6, **styles.get(router, {})}
-        label = "Entropy (same ranking as CrossEntropy)" if router == "Entropy" else router
-        ax.plot(
-            off * 100,
-            acc * 100,
-            label=label,
-            markevery=max(len(off) // 12, 1),
-            markersize=4,
-            fillstyle="none",
-            **style,
-        )
-    ax.plot(grid * 100, oracle * 100, "--", color="black", label="Oracle (ceiling)", linewidth=0.8)
-    ax.axhline(acc_cloud * 99, color="black", linewidth=0.8, linestyle="-.", label="99% of cloud")
-    ax.axvline(30, color="red", linewidth=0.8, alpha=0.6, label="30% offload (goal)")
+        "Random": {"color": "tab:grey", "linestyle": ":", "marker": None, "linewidth": 1.4},
+        "CrossEntropy": {"color": "tab:blue", "linestyle": "-", "marker": "o",
+                         "linewidth": 5.0, "alpha": 0.35},
+        "Entropy": {"color": "navy", "linestyle": (0, (4, 2)), "marker": "x", "linewidth": 1.3},
+        "Confidence": {"color": "tab:green", "linestyle": "-", "marker": "s",
+                       "linewidth": 5.0, "alpha": 0.35},
+        "Margin": {"color": "darkorange", "linestyle": (0, (1, 1.5)), "marker": "^",
+                   "linewidth": 1.6},
+    }  # fmt: skip
+    labels = {"Entropy": "Entropy (ranks exactly as CrossEntropy)"}
+    for panel in (ax, zoom):
+        for i, (router, (off, acc)) in enumerate(curves.items()):
+            style = {"linewidth": 1.6, **styles.get(router, {})}
+            step = max(len(off) // 10, 1)
+            panel.plot(
+                off * 100,
+                acc * 100,
+                label=labels.get(router, router),
+                markevery=(i * step // 5 % step, step),  # staggered markers
+                markersize=5,
+                markeredgewidth=1.2,
+                fillstyle="none",
+                **style,
+            )
+        panel.plot(grid * 100, oracle * 100, "--", color="black", linewidth=0.8,
+                   label="Oracle (ceiling)")  # fmt: skip
+        panel.axhline(acc_cloud * 99, color="black", linewidth=0.9, linestyle="-.",
+                      label=f"99% of cloud ({acc_cloud * 99:.1f}%)")  # fmt: skip
+        panel.axvline(30, color="red", linewidth=1.4, linestyle=(0, (6, 3)),
+                      label="30% offload (goal)")  # fmt: skip
+        names = {
+            "point_99pct": ("calibrated on train (point, 99%): test", "D"),
+            "guaranteed_eps1pct_delta0.1": ("calibrated on train (guaranteed): test", "*"),
+        }
+        for label, (off, acc) in marks.items():
+            text, marker = names.get(label, (label, "P"))
+            panel.scatter([off * 100], [acc * 100], marker=marker, s=90, color="crimson",
+                          zorder=6, label=text)  # fmt: skip
+        panel.grid(alpha=0.3)
+        panel.set_xlabel("offload to the cloud (% of samples)")
     ax.scatter([0, 100], [acc_edge * 100, acc_cloud * 100], color="black", zorder=5)
     ax.annotate("edge only", (0, acc_edge * 100), textcoords="offset points", xytext=(6, -12))
     ax.annotate("cloud only", (100, acc_cloud * 100), textcoords="offset points", xytext=(-60, 8))
-    names = {
-        "point_99pct": ("calibrated on train (point, 99%): test", "D"),
-        "guaranteed_eps1pct_delta0.1": ("calibrated on train (guaranteed): test", "*"),
-    }
-    for label, (off, acc) in marks.items():
-        text, marker = names.get(label, (label, "P"))
-        ax.scatter(
-            [off * 100], [acc * 100], marker=marker, s=90, color="crimson", zorder=6, label=text
-        )
-    ax.set_xlabel("offload to the cloud (% of samples)")
     ax.set_ylabel("accuracy on the test half (%)")
-    ax.set_title("Joint inference on digits: edge LR(4x4) + cloud MLP(8x8)")
+    ax.set_title("whole range", fontsize=9)
     ax.set_ylim(acc_edge * 100 - 3, min(100.5, max(oracle) * 100 + 1))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
+    zoom.set_xlim(0, 50)
+    zoom.set_ylim(acc_edge * 100 - 0.5, acc_cloud * 100 + 1.2)
+    zoom.set_title("zoom: 0-50% offload", fontsize=9)
+    handles, names_ = zoom.get_legend_handles_labels()  # one legend, below both panels
+    fig.legend(handles, names_, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle("Joint inference on digits: edge LR(4x4) + cloud MLP(8x8)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.11, 1, 1))
     CURVE_PNG.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(CURVE_PNG)
     plt.close(fig)

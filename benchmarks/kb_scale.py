@@ -12,7 +12,9 @@ and on PostgreSQL, through the real HTTP service (``KnowledgeBaseServer`` in its
   (``site``: one task) and by a shared one (``region``: ``tasks/100`` tasks, at most 100);
 * the edge: ``get_index`` (index fetch) and ``EdgeKnowledgeCache.refresh`` from empty (index +
   every file) and after one task's model changed (incremental refresh);
-* server memory: resident and peak resident set of the server process (``/proc``).
+* server memory: resident and peak resident set of the server process (``/proc``);
+* CPU seconds (server process + client) of the publish, per query and of the cold refresh:
+  on a loaded machine wall time mostly measures the wait for a core.
 
 The comparison peer is the same service at 10 tasks (ratios, same run). PostgreSQL is a
 throwaway server started like the tests start theirs (``tests/knowledge_base/conftest.py``);
@@ -85,6 +87,15 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0]) / 1024
     return {"server_rss_mb": round(out["VmRSS"], 1), "server_peak_rss_mb": round(out["VmHWM"], 1)}
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server process and by this one: on a
+    loaded machine wall times mostly measure the wait for a core, CPU time the work done."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return server + time.process_time()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -164,11 +175,12 @@ def measure(
         files = tasks * (2 if sample_files else 1)
         main = KnowledgeBaseClient(url, timeout=120)
         doc = build_index(refs)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s(proc.pid)
         main.update_index(doc)
-        publish_s = time.perf_counter() - t0
+        publish_s, publish_cpu = time.perf_counter() - t0, cpu_s(proc.pid) - c0
         latency: dict[str, list[float]] = {"site": [], "region": []}
         rng = np.random.default_rng(0)
+        c0 = cpu_s(proc.pid)
         for _ in range(queries):
             i = int(rng.integers(tasks))
             for key, value in (("site", f"s{i}"), ("region", f"r{i % 100}")):
@@ -177,13 +189,14 @@ def measure(
                 latency[key].append((time.perf_counter() - t0) * 1e3)
                 expected = 1 if key == "site" else len(range(i % 100, tasks, 100))
                 assert len(rows) == expected, (key, value, len(rows), expected)
+        query_cpu_ms = (cpu_s(proc.pid) - c0) / (2 * queries) * 1e3
         t0 = time.perf_counter()
         main.get_index()
         fetch_s = time.perf_counter() - t0
         cache = EdgeKnowledgeCache(work / "edge", main)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s(proc.pid)
         assert cache.refresh(), cache.last_error
-        cold_s = time.perf_counter() - t0
+        cold_s, cold_cpu = time.perf_counter() - t0, cpu_s(proc.pid) - c0
         # one task's model retrained: upload it, republish, refresh the edge incrementally
         new_model = as_ref(main.upload_file(model_bytes(tasks + 1), name="m0.npy", format="npy"))
         doc["seen_task"]["task_groups"][0]["model"] = new_model
@@ -205,16 +218,19 @@ def measure(
             "upload_files_per_s": round(files / upload_s, 1),
             "upload_s": round(upload_s, 2),
             "publish_s": round(publish_s, 3),
+            "publish_cpu_s": round(publish_cpu, 3),
             "republish_s": round(republish_s, 3),
             "index_bytes": len(json.dumps(doc)),
             "query_site_p50_ms": round(statistics.median(latency["site"]), 2),
             "query_site_p99_ms": round(percentile(latency["site"], 0.99), 2),
             "query_region_p50_ms": round(statistics.median(latency["region"]), 2),
             "query_region_p99_ms": round(percentile(latency["region"], 0.99), 2),
+            "query_cpu_ms": round(query_cpu_ms, 2),
             "region_rows": len(range(0, tasks, 100)),
             "queries": queries,
             "edge_index_fetch_s": round(fetch_s, 3),
             "edge_cold_refresh_s": round(cold_s, 2),
+            "edge_cold_refresh_cpu_s": round(cold_cpu, 2),
             "edge_incremental_refresh_s": round(warm_s, 3),
             **memory,
         }
@@ -264,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also upload each task's sample set as a file (twice the uploads and downloads)",
     )
     parser.add_argument("--plot", help="write query latency vs tasks to this PNG")
+    parser.add_argument(
+        "--plot-with",
+        action="append",
+        default=[],
+        metavar="JSONL",
+        help="also draw the kb_scale rows of an earlier run's output (another backend's run)",
+    )
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -316,7 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from _plots import plot_kb_latency
 
-        plot_kb_latency(rows, args.plot)
+        earlier = [
+            row
+            for path in args.plot_with
+            for line in Path(path).read_text().splitlines()
+            if line.startswith("{") and (row := json.loads(line)).get("bench") == "kb_scale"
+        ]
+        plot_kb_latency(earlier + rows, args.plot)
     return 0
 
 

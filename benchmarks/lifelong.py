@@ -445,13 +445,27 @@ def sedna_paths() -> tuple[Path, Path] | str:
     return venv / "bin/python", lib
 
 
-def throughput_vs_sedna(tmp: str, conflict: dict[str, Any], rows: int = 10_000) -> None:
+#: BLAS threads for both systems in the throughput comparison (``--blas-threads``; 0: each
+#: library's default). On a shared 2-core machine a threaded BLAS spins for cores that are busy:
+#: one (2,500 x 64) x (64 x 10) product took 72 ms with OpenBLAS's default threads at load 32
+#: and 0.14 ms with one thread.
+BLAS_THREADS = 1
+
+_BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def throughput_vs_sedna(
+    tmp: str, conflict: dict[str, Any], rows: int = 10_000, blas_threads: int = BLAS_THREADS
+) -> None:
     """Ours and Sedna's real ``LifelongLearning.inference`` on the same 10k rows."""
+    from threadpoolctl import threadpool_limits
+
     d, ll = conflict["data"], conflict["job"]
     te = np.resize(d["test"], rows)  # the test half, repeated to ``rows`` rows
     x, attrs = d["x"][te], d["attrs"][te]
     ll.inference(attr_table(x[:100], attrs[:100]))  # warm: models loaded
-    ours_s = min(_timed(lambda: ll.inference(attr_table(x, attrs))) for _ in range(5))
+    with threadpool_limits(blas_threads or None):
+        ours_s = min(_timed(lambda: ll.inference(attr_table(x, attrs))) for _ in range(5))
     ours_pred = np.asarray(ll.inference(attr_table(x, attrs))[0])
     found = sedna_paths()
     if isinstance(found, str):
@@ -475,6 +489,8 @@ def throughput_vs_sedna(tmp: str, conflict: dict[str, Any], rows: int = 10_000) 
         if k in ("PATH", "HOME", "LANG", "TMPDIR") or k.endswith("_NUM_THREADS")
     }
     env.update(PYTHONPATH=str(lib), BACKEND_TYPE="SKLEARN", KB_BIND_IP="127.0.0.1")
+    if blas_threads:
+        env.update(dict.fromkeys(_BLAS_VARS, str(blas_threads)))
     done = subprocess.run(
         [
             str(python),
@@ -503,9 +519,13 @@ def throughput_vs_sedna(tmp: str, conflict: dict[str, Any], rows: int = 10_000) 
             f"LogisticRegression(C={conflict['task_C']}) per task trained on the same rows; "
             "Sedna: its KB server, train and inference workers as processes, AllSeen unseen "
             "recognition (its default sends half of every batch to the unseen path); "
-            "ours: no unseen detector; one inference call over all rows, best of 5; "
-            "ours holds out a validation share per task unless LL_VALIDATION_FRACTION=0"
+            "ours: its default unseen detector (TaskAttrFilter on the same attributes); one "
+            "inference call over all rows, best of 5; ours holds out a validation share per "
+            "task unless LL_VALIDATION_FRACTION=0; BLAS threads in both: "
+            f"{blas_threads or 'library default'}"
         ),
+        blas_threads=blas_threads or "default",
+        load_average_1m=round(os.getloadavg()[0], 2),
         ours_seconds=round(ours_s, 4),
         ours_rows_per_s=round(rows / ours_s),
         sedna_seconds=round(sedna["seconds"], 4),
@@ -666,7 +686,7 @@ def _timed(fn: Any) -> float:
 SCENARIOS = ("split", "conflict", "unseen", "attribute")
 
 
-def throughput_only(tmp: str) -> None:
+def throughput_only(tmp: str, blas_threads: int = BLAS_THREADS) -> None:
     """The throughput comparison alone: task models at scikit-learn's default C = 1.0 (speed
     and agreement are measured, not accuracy, so nothing needs tuning), trained on all rows."""
     d = conflict_split()
@@ -675,7 +695,7 @@ def throughput_only(tmp: str) -> None:
     ll = attribute_job(f"{tmp}/throughput", 1.0, validation_fraction=0.0)
     tr = d["train"]
     ll.train((attr_table(d["x"][tr], d["attrs"][tr]), d["y"][tr]))
-    throughput_vs_sedna(tmp, {"data": d, "task_C": 1.0, "job": ll})
+    throughput_vs_sedna(tmp, {"data": d, "task_C": 1.0, "job": ll}, blas_threads=blas_threads)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -688,16 +708,23 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated subset of: split (with the per-sample extra), conflict (with the "
         "throughput against Sedna), unseen, attribute; or throughput (alone, C = 1)",
     )
-    only = set(ap.parse_args(argv).only.split(","))
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=BLAS_THREADS,
+        help="BLAS threads for both systems in the throughput comparison (0: library default)",
+    )
+    args = ap.parse_args(argv)
+    only = set(args.only.split(","))
     with tempfile.TemporaryDirectory(prefix="sedna-bench-ll-") as tmp:
         start = time.perf_counter()
         if "split" in only:
             ll = split_digits(tmp)
         if "conflict" in only:
             conflict = conflict_scenario(tmp)
-            throughput_vs_sedna(tmp, conflict)
+            throughput_vs_sedna(tmp, conflict, blas_threads=args.blas_threads)
         if "throughput" in only and "conflict" not in only:
-            throughput_only(tmp)
+            throughput_only(tmp, args.blas_threads)
         if "unseen" in only:
             unseen_tasks(tmp)
         if "attribute" in only:

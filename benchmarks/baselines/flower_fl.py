@@ -9,11 +9,12 @@ Roles (each its own process)::
 
     python -m benchmarks.baselines.flower_fl server PORT PARAMS CLIENTS ROUNDS
     python -m benchmarks.baselines.flower_fl client PORT PARAMS CID
+    python -m benchmarks.baselines.flower_fl clients PORT PARAMS FIRST COUNT   # threads
 
 The server prints one JSON line: the per-round times (from ``configure_fit``, just before the
 weights are sent, to the end of ``aggregate_fit``, when the new global weights exist: the same
-definition as ours) and its peak RSS. Strategies are Flower's own ``FedAvg`` (in-place
-aggregation), unchanged.
+definition as ours), its peak RSS and the loopback bytes at each round's end. Strategies are
+Flower's own ``FedAvg`` (in-place aggregation), unchanged.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def loopback_bytes() -> int:
+    """Bytes the loopback interface has carried in this process's network namespace (headers
+    included, each byte once). Exclusive to one benchmark only in its own namespace: see
+    ``benchmarks/federated_scale.py``, which runs there."""
+    with open("/proc/self/net/dev") as fh:
+        for line in fh:
+            name, _, counters = line.partition(":")
+            if name.strip() == "lo":
+                return int(counters.split()[8])  # transmitted bytes (= received on lo)
+    return 0
+
+
 def server(port: int, params: int, clients: int, rounds: int) -> None:
     quiet_flower()
     import logging
@@ -64,6 +77,8 @@ def server(port: int, params: int, clients: int, rounds: int) -> None:
     logging.getLogger("flwr").setLevel(logging.WARNING)
     base = rss_mb()
     times: list[float] = []
+    wire: list[int] = []  # loopback bytes at each round's end
+    cpu: list[float] = []  # the server's CPU seconds (all threads) at each round's end
 
     class TimedFedAvg(FedAvg):
         def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
@@ -73,6 +88,8 @@ def server(port: int, params: int, clients: int, rounds: int) -> None:
         def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
             out = super().aggregate_fit(server_round, results, failures)
             times.append(time.perf_counter() - self._t0)
+            wire.append(loopback_bytes())
+            cpu.append(time.process_time())
             return out
 
     strategy = TimedFedAvg(
@@ -88,7 +105,15 @@ def server(port: int, params: int, clients: int, rounds: int) -> None:
         strategy=strategy,
     )
     print(
-        json.dumps({"round_times": times, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}),
+        json.dumps(
+            {
+                "round_times": times,
+                "peak_rss_mb": peak_rss_mb(),
+                "base_rss_mb": base,
+                "round_end_wire_bytes": wire,
+                "round_end_cpu_s": cpu,
+            }
+        ),
         flush=True,
     )
 
@@ -111,6 +136,44 @@ def client(port: int, params: int, cid: int) -> None:
             return parameters, 100, {}
 
     start_client(server_address=f"127.0.0.1:{port}", client=Client().to_client(), insecure=True)
+
+
+def clients(port: int, params: int, first: int, count: int) -> None:
+    """``count`` clients in this process, one thread each (Flower's client is blocking), each
+    sending the same fixed weights every round (no training): the scaling benchmark's clients."""
+    quiet_flower()
+    import logging
+    import threading
+
+    from flwr.client import NumPyClient, start_client
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+
+    class Client(NumPyClient):
+        def __init__(self, cid: int) -> None:
+            self.weights = [w + np.float32(0.001 * (cid + 1)) for w in model(params)]
+
+        def get_parameters(self, config: Any) -> list[np.ndarray]:
+            return self.weights
+
+        def fit(self, parameters: list[np.ndarray], config: Any) -> Any:
+            return self.weights, 100, {}
+
+    threads = [
+        threading.Thread(
+            target=start_client,
+            kwargs={
+                "server_address": f"127.0.0.1:{port}",
+                "client": Client(cid).to_client(),
+                "insecure": True,
+            },
+        )
+        for cid in range(first, first + count)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def digits_server(port: int, clients: int, rounds: int, local_epochs: int) -> None:
@@ -177,6 +240,7 @@ if __name__ == "__main__":
     roles = {
         "server": server,
         "client": client,
+        "clients": clients,
         "digits-server": digits_server,
         "digits-client": digits_client,
     }

@@ -17,7 +17,7 @@ from sedna_core.algorithms.aggregation import (
     TensorSpec,
     UpdateSource,
 )
-from sedna_core.algorithms.backend import BaseBackend
+from sedna_core.algorithms.backend import BaseBackend, LinearDecision
 from sedna_core.algorithms.hem import BaseHardExampleMiner
 from sedna_core.algorithms.mtl import (
     BaseInferenceIntegrate,
@@ -64,6 +64,7 @@ __all__ = [
     "BaseTaskUpdateDecision",
     "BaseUnseenTaskDetector",
     "BaseUpdateTransform",
+    "LinearDecision",
     "StreamingAggregation",
     "TensorSpec",
     "TransformContext",

@@ -9,15 +9,16 @@ import inspect
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from sedna_core.algorithms._base import Algorithm
 from sedna_core.errors import BackendError
 
-__all__ = ["BaseBackend", "is_factory", "mro_names"]
+__all__ = ["BaseBackend", "LinearDecision", "is_factory", "mro_names"]
 
 
 def is_factory(obj: Any) -> bool:
@@ -42,6 +43,63 @@ def mro_names(obj: Any) -> set[str]:
     """
     cls = obj if isinstance(obj, type) else type(obj)
     return {f"{c.__module__}.{c.__qualname__}" for c in getattr(cls, "__mro__", (cls,))}
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
+class LinearDecision:
+    """How a linear classifier decides, as a backend declares it (``linear_decision``).
+
+    The contract: for every dense 2-D numpy array ``x`` of finite numbers that float64 holds
+    exactly (float64, or integers below 2**53) with ``coef.shape[1]`` columns, the backend's
+    ``predict(x)`` equals, in values and dtype, ``classes[argmax(x @ coef.T + intercept, axis=1)]``
+    (``rule="argmax"``, the first largest score on ties) or, with one ``coef`` row and two
+    classes, ``classes[(x @ coef[0] + intercept > 0).astype(int)]`` (``rule="sign"``), each
+    score computed in float64 in any summation order. A caller may then score many such models
+    in one vectorised pass; it leaves rows near a tie (within the rounding bound of float64
+    arithmetic) to ``predict``, so the answers are the same.
+
+    ``coef``, ``intercept`` and ``classes`` are the model's own arrays, not copies: their values
+    are read again on every pass, so values changed in place are scored as they are now.
+    ``watch`` lists ``(owner, attribute, value)`` triples: the decision holds while
+    ``getattr(owner, attribute) is value`` for each (e.g. the backend's model and the model's
+    coefficient arrays); when one is replaced, the caller asks the backend again.
+    """
+
+    #: ``(k, n_features)`` real floats of at most 64 bits (scored as float64)
+    coef: np.ndarray
+    #: one value, or ``k`` values (a scalar or array; at most 64-bit numbers)
+    intercept: Any
+    #: the labels ``predict`` answers, indexed by the decided class
+    classes: np.ndarray
+    rule: Literal["argmax", "sign"] = "argmax"
+    watch: tuple[tuple[Any, str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        coef, classes = self.coef, self.classes
+        intercept = np.asarray(self.intercept)
+        if not isinstance(coef, np.ndarray) or coef.ndim != 2 or coef.dtype.kind != "f":
+            raise BackendError("LinearDecision.coef must be a 2-D numpy array of floats")
+        if coef.dtype.itemsize > 8 or intercept.dtype.kind not in "iuf" or intercept.itemsize > 8:
+            raise BackendError("LinearDecision needs coef/intercept of at most 64-bit numbers")
+        if intercept.size not in (1, coef.shape[0]):
+            raise BackendError(
+                f"LinearDecision.intercept has {intercept.size} values; give 1 or "
+                f"{coef.shape[0]} (one per coef row)"
+            )
+        if not isinstance(classes, np.ndarray) or classes.ndim != 1:
+            raise BackendError("LinearDecision.classes must be a 1-D numpy array")
+        if self.rule == "sign":
+            if coef.shape[0] != 1 or len(classes) != 2:
+                raise BackendError("rule='sign' needs one coef row and two classes")
+        elif self.rule == "argmax":
+            if coef.shape[0] != len(classes) or len(classes) < 2:
+                raise BackendError("rule='argmax' needs two or more classes, one coef row each")
+        else:
+            raise BackendError(f"LinearDecision.rule is 'argmax' or 'sign', not {self.rule!r}")
+
+    def current(self) -> bool:
+        """Whether every watched attribute still holds the object it held when this was made."""
+        return all(getattr(owner, name, None) is value for owner, name, value in self.watch)
 
 
 class BaseBackend(Algorithm, abc.ABC):
@@ -203,6 +261,21 @@ class BaseBackend(Algorithm, abc.ABC):
     @abc.abstractmethod
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Replace the model's parameters with ``weights`` (same order as :meth:`get_weights`)."""
+
+    # -- optional capabilities ----------------------------------------------------------------
+
+    def linear_decision(self, n_features: int) -> LinearDecision | None:
+        """The model's decision rule when ``predict`` is a linear classifier's, else ``None``.
+
+        A backend returns a :class:`LinearDecision` only when its ``predict`` on
+        ``n_features``-column inputs meets that class's contract exactly (same labels and
+        dtype, see there); the lifelong job then answers many small task groups of such models
+        in one vectorised pass instead of one ``predict`` call per group. ``None`` (the
+        default) keeps every call on ``predict``. Backends need not subclass
+        :class:`BaseBackend` for this: the job looks the method up by name. A ``None`` answer
+        is remembered while the backend holds the same ``model`` object.
+        """
+        return None
 
     # -- federated learning (a client calls these; the defaults suit fixed-shape networks) ---
 

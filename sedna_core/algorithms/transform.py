@@ -78,6 +78,15 @@ class BaseUpdateTransform(Algorithm, abc.ABC):
     kind: ClassVar[str] = "update_transform"
     #: True when clients must apply :meth:`encode` (Sedna-protocol clients then cannot join)
     client_side: ClassVar[bool] = False
+    #: True when the server reads this piece's wire tensors only through :meth:`decode`: when
+    #: every client-side piece of a chain says so, an update travels as one byte tensor (one
+    #: frame header instead of one per tensor, which weighs on small models). Leave False for
+    #: pieces whose wire tensors the server combines undecoded (secure aggregation sums them).
+    packable: ClassVar[bool] = False
+    #: True when the piece may precede a secure aggregation although it overrides
+    #: :meth:`before_aggregation`: that step is then skipped (the server sees only the sum), and
+    #: the piece must stay correct without it (client-side clipping re-checked on the server)
+    secure_compatible: ClassVar[bool] = False
 
     def wire_specs(self, specs: Sequence[TensorSpec]) -> list[TensorSpec]:
         """The tensors :meth:`encode` produces from tensors ``specs`` (default: the same).

@@ -12,7 +12,7 @@ The framework backends live in plugin distributions (``sedna-plugin-keras``, ``-
 duck-typed "Customize" estimators (backend ``"custom"``), and helpers backends share.
 """
 
-from sedna_core.algorithms.backend import BaseBackend, is_factory, mro_names
+from sedna_core.algorithms.backend import BaseBackend, LinearDecision, is_factory, mro_names
 from sedna_core.backends._device import device_from_env
 from sedna_core.backends._generic import GenericBackend, call_accepted
 from sedna_core.backends._metrics import (
@@ -31,6 +31,7 @@ __all__ = [
     "TF1_NOTE",
     "BaseBackend",
     "GenericBackend",
+    "LinearDecision",
     "backend_name",
     "call_accepted",
     "check_training_options",

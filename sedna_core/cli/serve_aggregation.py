@@ -30,6 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="KEY=VALUE",
         help="an algorithm parameter (repeatable), e.g. -p eta=0.01",
     )
+    p.add_argument(
+        "--transforms",
+        "-t",
+        metavar="CHAIN",
+        help=(
+            "the job's update-transform chain, in order: comma-separated names "
+            "(Int8 or TopK,Int8) or JSON, a list of names and "
+            '{"method": NAME, "param": {...}} objects (else AGG_TRANSFORMS)'
+        ),
+    )
     p.add_argument("--exit-round", type=int, help="training rounds")
     p.add_argument("--participants", type=int, help="clients to wait for before each round")
     p.add_argument("--quorum", type=int, help="valid updates a round needs")
@@ -88,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             checkpoint_dir=args.checkpoint_dir,
             job_name=args.job_name,
+            transforms=_transforms(args.transforms),
         )
         if args.linger is not None:
             config = attrs.evolve(config, linger=args.linger)
@@ -151,6 +162,22 @@ def _algorithm(name: str | None, params: list[str]) -> Any:
             raise SystemExit(f"--param {item!r}: expected KEY=VALUE")
         parsed[key.strip()] = value.strip()
     return {"method": name or "FedAvg", "param": parsed}
+
+
+def _transforms(value: str | None) -> Any:
+    """The chain of ``--transforms``, built here so that a mistake is a usage error (exit 2)
+    naming the flag, before the server binds; None leaves ``AGG_TRANSFORMS`` in charge."""
+    if value is None:
+        return None
+    from sedna_core.errors import SednaError
+    from sedna_core.jobs.federated._transforms import TransformChain
+
+    try:
+        chain = TransformChain.build(value)
+    except (SednaError, ValueError, TypeError) as exc:
+        # SystemExit(str) is the command line's usage error (see _algorithm above)
+        raise SystemExit(f"--transforms {value!r}: {exc}") from None
+    return chain.transforms
 
 
 def _load_weights(path: str | None) -> Any:

@@ -6,7 +6,8 @@ Layout of ``cache_dir``::
     artifacts/<sha256>/<file>  every file the index names, verified against its digest
 
 A refresh downloads a newer index's files before it replaces ``index.json``, so a failure
-half-way leaves the previous complete copy in use. While the knowledge base is unreachable,
+half-way leaves the previous complete copy in use. Only files the cache lacks are fetched, many
+per request (``/file/bundle``), a few requests at a time. While the knowledge base is unreachable,
 the cache keeps serving what it has.
 """
 
@@ -121,11 +122,14 @@ class EdgeKnowledgeCache:
             if latest is None or (self.version is not None and latest <= self.version):
                 self.last_error = None
                 return False
-            doc = self.client.get_index(latest)
-            for _, ref in iter_artifacts(doc):
-                target = self._artifact_path(ref)
-                if not target.is_file():
-                    self.client.download_file(ref, target)
+            doc = self.client.get_index(latest)  # validated by the client
+            wanted = [
+                (ref, target)
+                for _, ref in iter_artifacts(doc)
+                if not (target := self._artifact_path(ref)).is_file()
+            ]
+            # only the files this cache lacks, many per request, a few requests in flight
+            self.client.download_many(wanted)
         except (ServiceError, KnowledgeBaseError, OSError) as exc:
             self.last_error = str(exc)
             log.warning(
@@ -134,14 +138,16 @@ class EdgeKnowledgeCache:
                 error=str(exc),
             )
             return False
-        self.install(doc)
+        self._install(doc)
         self.last_error = None
         return True
 
     def install(self, doc: Mapping[str, Any]) -> None:
         """Make ``doc`` the cached index (its files must be in the cache already) and drop
         files no longer referenced."""
-        doc = validate_index(doc)
+        self._install(validate_index(doc))
+
+    def _install(self, doc: dict[str, Any]) -> None:
         for _, ref in iter_artifacts(doc):
             self.path(ref)  # raises if one is missing
         tmp = self.root / f".index.json.part-{os.getpid()}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 import json
 import os
+import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from sedna_core.errors import IntegrityError, KnowledgeBaseError, RemoteError
 from sedna_core.knowledge_base._index import validate_index
 from sedna_core.knowledge_base._server import (
     ARTIFACT_HEADER,
+    BUNDLE_MAX_FILES,
     INDEX_VERSION_HEADER,
     PREFIX,
     RESULT_HEADER,
@@ -157,6 +161,73 @@ class KnowledgeBaseClient:
         os.replace(tmp, dest)
         return dest
 
+    def download_many(
+        self,
+        wanted: Sequence[tuple[Mapping[str, Any], str | os.PathLike[str]]],
+        *,
+        concurrency: int = 4,
+        batch_files: int = 256,
+        batch_bytes: int = 16 << 20,
+    ) -> None:
+        """Fetch many artifact references, each to its destination, verified and atomic.
+
+        Files travel in ``/file/bundle`` batches (at most ``batch_files`` files, and about
+        ``batch_bytes`` by the references' ``size``), ``concurrency`` batches in flight; a
+        knowledge base without that path (an older one) is asked file by file, still
+        ``concurrency`` at a time."""
+        if concurrency < 1 or batch_files < 1:
+            raise ValueError("concurrency and batch_files must be at least 1")
+        targets: dict[str, list[Path]] = {}
+        sizes: dict[str, int] = {}
+        for ref, dest in wanted:
+            targets.setdefault(ref["sha256"], []).append(Path(dest))
+            sizes[ref["sha256"]] = int(ref.get("size") or 0)
+        batches: list[list[str]] = [[]]
+        size = 0
+        for digest in targets:
+            if batches[-1] and (
+                len(batches[-1]) >= min(batch_files, BUNDLE_MAX_FILES)
+                or size + sizes[digest] > batch_bytes
+            ):
+                batches.append([])
+                size = 0
+            batches[-1].append(digest)
+            size += sizes[digest]
+        if targets:
+            self._http.run(self._fetch_batches(batches, targets, concurrency))
+
+    async def _fetch_batches(
+        self, batches: list[list[str]], targets: dict[str, list[Path]], concurrency: int
+    ) -> None:
+        gate = asyncio.Semaphore(concurrency)
+        bundles = True  # until the knowledge base says it has no bundle path
+
+        async def one_file(digest: str) -> None:
+            async with gate:
+                response = await self._http.client.get(
+                    f"{PREFIX}/file/download", params={"files": digest}
+                )
+            await asyncio.to_thread(_place, {digest: response.body}, targets)
+
+        async def batch(digests: list[str]) -> None:
+            nonlocal bundles
+            if bundles:
+                try:
+                    async with gate:
+                        response = await self._http.client.post(
+                            f"{PREFIX}/file/bundle", json={"files": digests}
+                        )
+                except RemoteError as exc:
+                    if exc.status not in (404, 405) or exc.error_type == "missing_artifact":
+                        raise
+                    bundles = False
+                else:
+                    await asyncio.to_thread(_unbundle, response.body, digests, targets)
+                    return
+            await asyncio.gather(*(one_file(d) for d in digests))
+
+        await asyncio.gather(*(batch(b) for b in batches))
+
     # -- index -------------------------------------------------------------------------------
 
     def update_index(self, index: Mapping[str, Any]) -> int:
@@ -209,3 +280,37 @@ class KnowledgeBaseClient:
 
     def files(self) -> list[dict[str, Any]]:
         return self._http.get(f"{PREFIX}/files").json()["files"]
+
+
+def _place(blobs: Mapping[str, bytes], targets: Mapping[str, list[Path]]) -> None:
+    """Verify each blob against its digest and write it, atomically, to its destinations."""
+    for digest, body in blobs.items():
+        got = hashlib.sha256(body).hexdigest()
+        if got != digest:
+            raise IntegrityError(f"downloaded {digest}: sha256 {got}, expected {digest}")
+        for dest in targets[digest]:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+            tmp.write_bytes(body)
+            os.replace(tmp, dest)
+
+
+def _unbundle(body: bytes, digests: Sequence[str], targets: Mapping[str, list[Path]]) -> None:
+    """Write the members of a ``/file/bundle`` answer; every digest asked for must be there.
+    Members are read as bytes by their names only (never extracted to a path they name)."""
+    blobs: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:") as archive:
+            for member in archive:
+                if member.name in targets and member.isfile():
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        blobs[member.name] = handle.read()
+    except tarfile.TarError as exc:
+        raise KnowledgeBaseError(f"the knowledge base sent a malformed bundle: {exc}") from None
+    missing = [d for d in digests if d not in blobs]
+    if missing:
+        raise KnowledgeBaseError(
+            f"the knowledge base's file bundle lacks {len(missing)} file(s), e.g. {missing[0]}"
+        )
+    _place({d: blobs[d] for d in digests}, targets)

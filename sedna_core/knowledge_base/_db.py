@@ -6,10 +6,13 @@ committed its status updates). The server calls these methods from a worker thre
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import hashlib
 import importlib.util
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -72,6 +76,33 @@ def normalise_db_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_collector_lock = threading.Lock()
+_collector_pausers = 0
+_collector_was_enabled = False
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """CPython's cyclic garbage collector paused while an index is written: a 10k-task publish
+    allocates about a million short-lived containers (none in reference cycles, so reference
+    counting frees them), and the full collections they trigger walk the server's whole heap,
+    a fifth of the publish's time. Concurrent publishes share one pause; the collector resumes
+    (as it was) when the last one ends."""
+    global _collector_pausers, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pausers == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pausers += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pausers -= 1
+            if _collector_pausers == 0 and _collector_was_enabled:
+                gc.enable()
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
@@ -95,6 +126,7 @@ class KnowledgeBaseDB:
         self.clock = clock or SystemClock()
         self.engine = self._engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._queries: dict[tuple[int, bool, bool, bool], Any] = {}
 
     @staticmethod
     def _engine(url: str) -> Engine:
@@ -174,14 +206,10 @@ class KnowledgeBaseDB:
 
     def committed_digests(self, digests: Iterable[str]) -> set[str]:
         """Which of ``digests`` a committed file has (one query per few hundred digests)."""
-        wanted = sorted(set(digests))
-        found: set[str] = set()
-        with self._sessions() as s:
-            for part in _chunks(wanted):
-                found.update(
-                    s.scalars(select(FileRecord.sha256).where(FileRecord.sha256.in_(part)))
-                )
-        return found
+        t = FileRecord.__table__
+        with self.engine.connect() as conn:
+            rows = _select_in(conn, select(t.c.sha256), t.c.sha256, sorted(set(digests)))
+        return {digest for (digest,) in rows}
 
     def file_versions(self) -> set[tuple[str, str]]:
         """``(name, version)`` of every committed file."""
@@ -218,18 +246,51 @@ class KnowledgeBaseDB:
             row = s.get(IndexVersion, int(version))
             return None if row is None else json.loads(row.body)
 
+    def index_body(self, version: int | None = None) -> tuple[int, str, str] | None:
+        """``(version, JSON text, its sha256)`` of a published index (the latest when
+        ``version`` is None), as stored: served without decoding and re-encoding it."""
+        t = IndexVersion.__table__
+        if version is None:
+            version_of = select(func.max(t.c.version)).scalar_subquery()
+        else:
+            version_of = bindparam("version", int(version))
+        stmt = select(t.c.version, t.c.body, t.c.sha256).where(t.c.version == version_of)
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else (int(row[0]), row[1], row[2])
+
     def publish(self, doc: Mapping[str, Any], *, job: str | None = None) -> dict[str, Any]:
         """Validate ``doc``, record its tasks, groups, models and samples, and store it as the
         next index version (returned with ``version`` set), all in one transaction."""
-        doc = validate_index(doc)
+        return self.publish_valid(validate_index(doc), job=job)
+
+    def publish_valid(self, doc: Mapping[str, Any], *, job: str | None = None) -> dict[str, Any]:
+        """:meth:`publish` for a document :func:`validate_index` already accepted (the server
+        validates every index it receives once, before its artifact check)."""
         for attempt in range(3):
             try:
-                with self._sessions.begin() as s:
-                    return self._publish(s, dict(doc), job)
+                with _collector_paused(), self._sessions.begin() as s:
+                    published = self._publish(s, dict(doc), job)
+                    inserted = s.info.pop("inserted_rows", 0)
             except SQLIntegrityError:  # another server process took the version: retry
                 if attempt == 2:
                     raise
+            else:
+                if inserted >= _ANALYZE_AFTER_ROWS:
+                    self._analyze()
+                return published
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _analyze(self) -> None:
+        """Refresh PostgreSQL's planner statistics after a large publish: without them it
+        plans the query over freshly loaded tables with hash joins over whole tables (a 100-row
+        query took 37 ms at 10k tasks instead of 2.5 ms) until autovacuum gets to them."""
+        if self.engine.dialect.name != "postgresql":
+            return  # SQLite's planner uses the indexes without statistics
+        tables = (Task, TaskGroup, TaskRelation, TaskModel, TaskAttr, TaskSample, Sample)
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE " + ", ".join(t.__tablename__ for t in tables))
+            conn.commit()
 
     def _publish(self, s: Session, doc: dict[str, Any], job: str | None) -> dict[str, Any]:
         now = self._now()
@@ -241,7 +302,9 @@ class KnowledgeBaseDB:
             for group in doc[section]["task_groups"]
         ]
         if listed:
-            _IndexWriter(s.connection(), now).write(listed)
+            writer = _IndexWriter(s.connection(), now)
+            writer.write(listed)
+            s.info["inserted_rows"] = writer.inserted
         body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         s.add(
             IndexVersion(
@@ -332,64 +395,91 @@ class KnowledgeBaseDB:
         """Tasks whose attributes include ``attributes`` (values compared as text), with their
         group, deployment status and current model."""
         wanted = {str(k): str(v) for k, v in (attributes or {}).items()}
-        with self._sessions() as s:
-            stmt = (
-                select(Task, TaskGroup)
-                .join(TaskRelation, TaskRelation.task_id == Task.id)
-                .join(TaskGroup, TaskGroup.id == TaskRelation.grp_id)
-                .order_by(Task.name, TaskGroup.name)
-            )
-            if task is not None:
-                stmt = stmt.where(Task.name == task)
-            if group is not None:
-                stmt = stmt.where(TaskGroup.name == group)
-            if deployed is not None:
-                stmt = stmt.where(func.coalesce(TaskGroup.deploy, False) == deployed)
-            # candidates through the attribute index; the full values are compared below
-            for name, value in attr_keys(wanted):
-                stmt = stmt.where(
-                    Task.id.in_(
-                        select(TaskAttr.task_id).where(
-                            TaskAttr.name == name, TaskAttr.value == value
-                        )
+        keys = attr_keys(wanted)
+        params: dict[str, Any] = {}
+        for i, (name, value) in enumerate(keys):
+            params[f"n{i}"], params[f"v{i}"] = name, value
+        for key, value in (("task", task), ("group", group), ("deployed", deployed)):
+            if value is not None:
+                params[key] = value
+        stmt = self._query_statement(len(keys), task is not None, group is not None, deployed)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt, params).all()
+        # the lookup rows hold (name, value) cut to their columns' lengths (and a database's
+        # collation may fold case): the full values are compared here
+        found = []
+        for row in rows:
+            attrs = parse_task_attr(row[1])
+            if any(k not in attrs or str(attrs[k]) != v for k, v in wanted.items()):
+                continue
+            found.append(_describe(row, attrs))
+        return found
+
+    def _query_statement(
+        self, attrs: int, by_task: bool, by_group: bool, deployed: bool | None
+    ) -> Any:
+        """The one SELECT answering a query of this shape, built once and reused (SQLAlchemy
+        then finds its compiled form in the engine's cache without rebuilding the statement).
+
+        Tasks come through the ``kb_task_attr`` index, with their group, their group's current
+        model (the newest row marked current) and how many model versions the group has, so a
+        query is one round trip whatever it matches, and no ORM object is built per row."""
+        shape = (attrs, by_task, by_group, deployed is not None)
+        stmt = self._queries.get(shape)
+        if stmt is not None:
+            return stmt
+        t, g, r = Task.__table__, TaskGroup.__table__, TaskRelation.__table__
+        m, a = TaskModel.__table__, TaskAttr.__table__
+        versions = m.alias("versions")
+        latest = m.alias("latest")
+        current_id = (
+            select(func.max(latest.c.id))
+            .where(latest.c.task_id == g.c.id, latest.c.is_current == true())
+            .scalar_subquery()
+        )
+        version_count = (
+            select(func.count(versions.c.id)).where(versions.c.task_id == g.c.id).scalar_subquery()
+        )
+        found = select(
+            t.c.name.label("task"),
+            t.c.task_attr,
+            g.c.name.label("grp"),
+            g.c.deploy,
+            g.c.sample_num,
+            version_count.label("versions"),
+            current_id.label("model_id"),
+        ).select_from(t.join(r, r.c.task_id == t.c.id).join(g, g.c.id == r.c.grp_id))
+        for i in range(attrs):  # candidates through the (name, value) index
+            found = found.where(
+                t.c.id.in_(
+                    select(a.c.task_id).where(
+                        a.c.name == bindparam(f"n{i}"), a.c.value == bindparam(f"v{i}")
                     )
                 )
-            found = []
-            for t, g in s.execute(stmt).all():
-                attrs = parse_task_attr(t.task_attr)
-                if any(k not in attrs or str(attrs[k]) != v for k, v in wanted.items()):
-                    continue
-                found.append((t, g, attrs))
-            models: dict[int, list[TaskModel]] = {}
-            for part in _chunks(sorted({g.id for _, g, _ in found})):
-                for m in s.scalars(
-                    select(TaskModel).where(TaskModel.task_id.in_(part)).order_by(TaskModel.id)
-                ):
-                    models.setdefault(m.task_id, []).append(m)
-            return [self._describe(t, g, attrs, models.get(g.id, [])) for t, g, attrs in found]
-
-    @staticmethod
-    def _describe(
-        t: Task, g: TaskGroup, attrs: dict[str, Any], models: list[TaskModel]
-    ) -> dict[str, Any]:
-        current = next((m for m in reversed(models) if m.is_current), None)
-        return {
-            "task": t.name,
-            "task_attr": attrs,
-            "group": g.name,
-            "deployed": bool(g.deploy),
-            "sample_num": g.sample_num or 0,
-            "model_versions": len(models),
-            "model": None
-            if current is None
-            else {
-                "version": current.version,
-                "sha256": current.sha256,
-                "format": current.format,
-                "url": current.model_url,
-                "metrics": json.loads(current.metrics or "{}"),
-            },
-        }
+            )
+        if by_task:
+            found = found.where(t.c.name == bindparam("task"))
+        if by_group:
+            found = found.where(g.c.name == bindparam("group"))
+        if deployed is not None:
+            found = found.where(func.coalesce(g.c.deploy, False) == bindparam("deployed"))
+        # the matches first, then their current models by primary key: a correlated subquery
+        # in the join condition made PostgreSQL scan every model for every match
+        hits = found.subquery("hits")
+        stmt = (
+            select(
+                *hits.c,
+                m.c.version,
+                m.c.sha256,
+                m.c.format,
+                m.c.model_url,
+                m.c.metrics,
+            )
+            .select_from(hits.outerjoin(m, m.c.id == hits.c.model_id))
+            .order_by(hits.c.task, hits.c.grp)
+        )
+        self._queries[shape] = stmt
+        return stmt
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for status output and tests)."""
@@ -411,6 +501,32 @@ class KnowledgeBaseDB:
             }
 
 
+def _describe(row: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """A query answer's entry from one row of :meth:`KnowledgeBaseDB._query_statement`."""
+    task, _, group, deploy, sample_num, versions, model_id = row[:7]
+    version, sha256, fmt, url, metrics = row[7:]
+    return {
+        "task": task,
+        "task_attr": attrs,
+        "group": group,
+        "deployed": bool(deploy),
+        "sample_num": sample_num or 0,
+        "model_versions": int(versions or 0),
+        "model": None
+        if model_id is None
+        else {
+            "version": version,
+            "sha256": sha256,
+            "format": fmt,
+            "url": url,
+            "metrics": json.loads(metrics or "{}"),
+        },
+    }
+
+
+#: rows a publish must add before PostgreSQL's planner statistics are refreshed
+_ANALYZE_AFTER_ROWS = 1000
+
 _CHUNK = 500  # names per IN (...) list: far below every database's bound-parameter limit
 
 
@@ -419,10 +535,30 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + _CHUNK]
 
 
+def _select_in(conn: Connection, base: Any, key: Any, keys: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``base`` (a select) whose ``key`` is one of ``keys``, as the driver
+    returns them (booleans may come back as 0/1), by ``IN`` lists of :data:`_CHUNK` keys
+    compiled once (SQLAlchemy re-renders an expanding ``IN`` list on every execution)."""
+    if not keys:
+        return []
+    size = min(_CHUNK, len(keys))
+    binds = [bindparam(f"k{i}") for i in range(size)]
+    compiled = base.where(key.in_(binds)).compile(dialect=conn.dialect)
+    names = [b.key for b in binds]
+    order = list(compiled.positiontup or names)
+    found: list[tuple[Any, ...]] = []
+    for part in _chunks(keys):
+        # a short last chunk repeats its last key: the same statement, the same rows
+        padded = dict(zip(names, [*part, *[part[-1]] * (size - len(part))], strict=True))
+        args: Any = tuple(padded[n] for n in order) if compiled.positional else padded
+        found.extend(tuple(r) for r in conn.exec_driver_sql(compiled.string, args))
+    return found
+
+
 class _IndexWriter:
     """Records an index's groups, tasks, relations, samples and models with a bounded number
-    of set-based statements (lookups by ``IN`` lists, multi-row inserts and executemany
-    updates), not a few round trips per task: a 10k-task index is a few hundred statements.
+    of set-based statements (lookups by ``IN`` lists, executemany inserts and updates), not a
+    few round trips per task: a 10k-task index is a few hundred statements.
 
     Upserted rows keep the meaning they had row by row: fields are overwritten (a group or
     task listed twice: the last listing wins), relations and sample sets are added once, a
@@ -431,25 +567,64 @@ class _IndexWriter:
     def __init__(self, conn: Connection, now: dt.datetime) -> None:
         self.conn = conn
         self.now = now
+        self.inserted = 0  # rows added (a large load refreshes the planner's statistics)
 
-    def _ids(self, table: Any, names: Sequence[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for part in _chunks(names):
-            out.update(
-                self.conn.execute(select(table.name, table.id).where(table.name.in_(part))).all()
-            )
-        return out
+    def _driver_many(self, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run ``stmt`` once per row (rows with the same keys: the first row's keys choose the
+        columns) through the driver's ``executemany``, compiled once.
+
+        SQLAlchemy's own executemany builds and type-converts a parameter set per row in
+        Python (most of a 10k-task publish's time); here the values are gathered column by
+        column, each column's bind processor (e.g. SQLite's datetime-to-text) converts each
+        distinct value once (a publish writes one timestamp), and a value no row gives (a
+        column's scalar default) is taken from the compiled statement."""
+        dialect = self.conn.dialect
+        compiled = stmt.compile(dialect=dialect, column_keys=list(rows[0]))
+        names = list(compiled.positiontup or compiled.binds)
+        columns: list[list[Any]] = []
+        for name in names:
+            bind = compiled.binds[name]
+            default = bind.effective_value
+            values = [row.get(name, default) for row in rows]
+            convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if convert is not None:
+                done: dict[tuple[type, Any], Any] = {}  # by type too: True == 1 == 1.0
+                try:
+                    values = [
+                        done[k] if (k := (type(v), v)) in done else done.setdefault(k, convert(v))
+                        for v in values
+                    ]
+                except TypeError:  # an unhashable value: converted one by one
+                    values = [convert(v) for v in values]
+            columns.append(values)
+        params: list[Any] = list(zip(*columns, strict=True))
+        if not compiled.positional:
+            params = [dict(zip(names, values, strict=True)) for values in params]
+        self.conn.exec_driver_sql(compiled.string, params)
+
+    def _lookup(self, base: Any, key: Any, keys: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return _select_in(self.conn, base, key, keys)
 
     def _insert(self, model: Any, rows: list[dict[str, Any]], *returning: Any) -> list[Any]:
         if not rows:
             return []
+        self.inserted += len(rows)
         stmt = insert(model.__table__)
         if not returning:
-            self.conn.execute(stmt, rows)
+            self._driver_many(stmt, rows)
             return []
         # rows come back in any order (asking for the parameters' order makes SQLite insert
         # row by row): callers return a natural key with the id
         return list(self.conn.execute(stmt.returning(*returning), rows))
+
+    def _insert_named(self, model: Any, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert rows with a unique ``name``; their ids by name (selected back: the driver's
+        executemany returns no rows, and SQLAlchemy's RETURNING path is the per-row one)."""
+        self._insert(model, rows)
+        table = model.__table__
+        return dict(  # type: ignore[arg-type]
+            self._lookup(select(table.c.name, table.c.id), table.c.name, [r["name"] for r in rows])
+        )
 
     def _update(self, model: Any, rows: list[dict[str, Any]], *columns: str) -> None:
         if not rows:
@@ -460,7 +635,7 @@ class _IndexWriter:
             .where(table.c.id == bindparam("_id"))
             .values({c: bindparam(f"_{c}") for c in columns})
         )
-        self.conn.execute(stmt, [{f"_{k}": v for k, v in r.items()} for r in rows])
+        self._driver_many(stmt, [{f"_{k}": v for k, v in r.items()} for r in rows])
 
     def write(self, listed: list[tuple[str, Mapping[str, Any]]]) -> None:
         grp_ids = self._groups(listed)
@@ -479,24 +654,36 @@ class _IndexWriter:
                 "sample_num": int(
                     group.get("sample_num", sum(t.get("sample_num", 0) for t in tasks))
                 ),
-                "updated_at": self.now,
             }
-        existing = self._ids(TaskGroup, list(fields))
-        ids = dict(existing)
-        for name, gid in self._insert(
-            TaskGroup,
-            [
-                {"name": n, "created_at": self.now, **f}
-                for n, f in fields.items()
-                if n not in existing
-            ],
-            TaskGroup.name,
-            TaskGroup.id,
+        existing: dict[str, tuple[int, tuple[Any, ...]]] = {}
+        t = TaskGroup.__table__
+        for name, gid, deploy, task_num, sample_num in self._lookup(
+            select(t.c.name, t.c.id, t.c.deploy, t.c.task_num, t.c.sample_num),
+            t.c.name,
+            list(fields),
         ):
-            ids[name] = gid
+            deployed = None if deploy is None else bool(deploy)
+            existing[name] = (gid, (deployed, task_num, sample_num))
+        ids = {name: gid for name, (gid, _) in existing.items()}
+        ids.update(
+            self._insert_named(
+                TaskGroup,
+                [
+                    {"name": n, "created_at": self.now, "updated_at": self.now, **f}
+                    for n, f in fields.items()
+                    if n not in existing
+                ],
+            )
+        )
+        # only rows whose fields change are written (``updated_at``: when they last changed),
+        # so republishing a large index with a few changes writes a few rows
         self._update(
             TaskGroup,
-            [{"id": ids[n], **f} for n, f in fields.items() if n in existing],
+            [
+                {"id": ids[n], **f, "updated_at": self.now}
+                for n, f in fields.items()
+                if n in existing and existing[n][1] != (f["deploy"], f["task_num"], f["sample_num"])
+            ],
             "deploy",
             "task_num",
             "sample_num",
@@ -507,27 +694,36 @@ class _IndexWriter:
     def _tasks(self, tasks: list[Mapping[str, Any]]) -> dict[str, int]:
         attrs = {t["entry"]: json.dumps(t.get("meta_attr", {}), sort_keys=True) for t in tasks}
         names = list(attrs)
-        old: dict[str, tuple[int, str | None]] = {}
-        for part in _chunks(names):
-            for name, tid, raw in self.conn.execute(
-                select(Task.name, Task.id, Task.task_attr).where(Task.name.in_(part))
-            ):
-                old[name] = (tid, raw)
+        t = Task.__table__
+        old: dict[str, tuple[int, str | None]] = {
+            name: (tid, raw)
+            for name, tid, raw in self._lookup(
+                select(t.c.name, t.c.id, t.c.task_attr), t.c.name, names
+            )
+        }
         ids = {name: tid for name, (tid, _) in old.items()}
-        new = [n for n in names if n not in old]
-        for name, tid in self._insert(
-            Task,
-            [
-                {"name": n, "task_attr": attrs[n], "created_at": self.now, "updated_at": self.now}
-                for n in new
-            ],
-            Task.name,
-            Task.id,
-        ):
-            ids[name] = tid
+        ids.update(
+            self._insert_named(
+                Task,
+                [
+                    {
+                        "name": n,
+                        "task_attr": attrs[n],
+                        "created_at": self.now,
+                        "updated_at": self.now,
+                    }
+                    for n in names
+                    if n not in old
+                ],
+            )
+        )
         self._update(
             Task,
-            [{"id": ids[n], "task_attr": attrs[n], "updated_at": self.now} for n in old],
+            [
+                {"id": ids[n], "task_attr": attrs[n], "updated_at": self.now}
+                for n, (_, raw) in old.items()
+                if raw != attrs[n]
+            ],
             "task_attr",
             "updated_at",
         )
@@ -553,16 +749,13 @@ class _IndexWriter:
         task_ids: dict[str, int],
     ) -> None:
         have: dict[tuple[int, int], tuple[int, float | None]] = {}
-        for part in _chunks(list(set(grp_ids.values()))):
-            for rid, gid, tid, radio in self.conn.execute(
-                select(
-                    TaskRelation.id,
-                    TaskRelation.grp_id,
-                    TaskRelation.task_id,
-                    TaskRelation.transfer_radio,
-                ).where(TaskRelation.grp_id.in_(part))
-            ):
-                have[(gid, tid)] = (rid, radio)
+        r = TaskRelation.__table__
+        for rid, gid, tid, radio in self._lookup(
+            select(r.c.id, r.c.grp_id, r.c.task_id, r.c.transfer_radio),
+            r.c.grp_id,
+            list(set(grp_ids.values())),
+        ):
+            have[(gid, tid)] = (rid, radio)
         wanted: dict[tuple[int, int], float] = {}
         for name, group in listed:
             for task in group["tasks"]:
@@ -621,17 +814,13 @@ class _IndexWriter:
 
     def _models(self, refs: list[tuple[int, Mapping[str, Any]]]) -> None:
         models: dict[int, list[list[Any]]] = {gid: [] for gid, _ in refs}
-        for part in _chunks(list(models)):
-            for row in self.conn.execute(
-                select(
-                    TaskModel.id,
-                    TaskModel.task_id,
-                    TaskModel.sha256,
-                    TaskModel.version,
-                    TaskModel.is_current,
-                ).where(TaskModel.task_id.in_(part))
-            ):
-                models[row[1]].append(list(row))
+        m = TaskModel.__table__
+        for row in self._lookup(
+            select(m.c.id, m.c.task_id, m.c.sha256, m.c.version, m.c.is_current),
+            m.c.task_id,
+            list(models),
+        ):
+            models[row[1]].append(list(row))
         current: dict[int, Any] = {}  # group id -> model id, or the new row's values
         new: list[dict[str, Any]] = []
         for gid, ref in refs:
@@ -648,7 +837,9 @@ class _IndexWriter:
                 "sha256": ref["sha256"],
                 "format": ref["format"],
                 "size": ref.get("size"),
-                "metrics": json.dumps(ref.get("metrics", {}), sort_keys=True, default=str),
+                "metrics": json.dumps(ref["metrics"], sort_keys=True, default=str)
+                if ref.get("metrics")
+                else "{}",
                 "is_current": True,
                 "created_at": self.now,
             }

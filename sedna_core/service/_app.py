@@ -187,8 +187,9 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
     latency_by: dict[tuple[str, str], Any] = {}
     dropped = metrics.counter(
         "sedna_http_connections_dropped_total",
-        "Connections cut for slowness (header_timeout, body_timeout) or evicted as the oldest "
-        "unauthenticated one (evicted)",
+        "Connections cut for slowness (header_timeout, body_timeout), evicted as the oldest "
+        "slow unauthenticated one (evicted), or refused with 503 while the pending-connection "
+        "cap was full of fresh ones (refused)",
         ["reason"],
     )
     guard = ConnectionGuard(
@@ -265,8 +266,10 @@ def create_app(*, name: str, config: ServiceConfig, clock: Clock | None = None) 
         except BodyTimeoutError as exc:
             status, error_type = 408, "request_timeout"
             raise json_error(408, error_type, str(exc)) from None
-        except asyncio.CancelledError:
-            status = 499  # the client went away (nginx's convention)
+        except (asyncio.CancelledError, ConnectionError):
+            # The client went away (nginx's 499), e.g. mid websocket handshake under load: not a
+            # server fault, and aiohttp itself logs a premature disconnection at debug level.
+            status = 499
             raise
         except Exception:
             error_type = "internal_error"

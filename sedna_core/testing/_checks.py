@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from sedna_core.algorithms import KINDS, Algorithm, ArrayUpdate, BaseBackend
+from sedna_core.algorithms.backend import LinearDecision
 from sedna_core.algorithms.mtl import n_rows
 
 __all__ = ["algorithm_checks", "check_algorithm", "parametrize_with_checks"]
@@ -314,6 +315,7 @@ def check_backend_roundtrip(cls: type) -> None:
         backend.train((x, y))
         pred = np.asarray(backend.predict(x))
         _require(len(pred) == len(x), cls, f"predict() of {len(x)} rows gave {len(pred)}")
+        _check_linear_decision(cls, backend, x)
         if type(backend).predict_proba is not BaseBackend.predict_proba:
             proba = np.asarray(backend.predict_proba(x))
             _require(len(proba) == len(x), cls, "predict_proba() must give one row per sample")
@@ -340,6 +342,44 @@ def check_backend_roundtrip(cls: type) -> None:
             )
         scores = backend.evaluate((x, y))
         _require(isinstance(scores, cabc.Mapping), cls, "evaluate() must return a mapping")
+
+
+def _check_linear_decision(cls: type, backend: Any, x: Any) -> None:
+    """A declared ``linear_decision`` decides as ``predict`` does on ``x`` as float64 (rows
+    within a relative 1e-9 of a tie are skipped: rounding may decide those either way)."""
+    ask = getattr(backend, "linear_decision", None)
+    data = np.asarray(x)
+    if not callable(ask) or data.ndim != 2 or data.dtype.kind not in "iuf":
+        return
+    x64 = data.astype(np.float64)
+    decision = ask(x64.shape[1])
+    if decision is None:
+        return
+    _require(
+        isinstance(decision, LinearDecision),
+        cls,
+        "linear_decision() must return a sedna_core.backends.LinearDecision or None",
+    )
+    pred = np.asarray(backend.predict(x64))
+    coef = decision.coef.astype(np.float64)
+    intercept = np.asarray(decision.intercept, dtype=np.float64).reshape(-1)
+    scores = x64 @ coef.T + intercept
+    scale = np.abs(x64) @ np.abs(coef).T + np.abs(intercept)
+    if decision.rule == "sign":
+        idx = (scores[:, 0] > 0).astype(np.intp)
+        margin, tol = np.abs(scores[:, 0]), scale[:, 0]
+    else:
+        idx = np.argmax(scores, axis=1)
+        top = np.sort(scores, axis=1)[:, -2:]
+        margin, tol = top[:, 1] - top[:, 0], scale.max(axis=1)
+    clear = margin > 1e-9 * tol
+    expected = decision.classes.take(idx)
+    _require(
+        expected.dtype == pred.dtype and np.array_equal(expected[clear], pred[clear]),
+        cls,
+        "linear_decision() declares a rule that predict() does not follow on float64 input: "
+        "return None unless predict is exactly that linear rule",
+    )
 
 
 def check_lifelong_calls(cls: type) -> None:
@@ -411,8 +451,12 @@ def check_transform_roundtrip(cls: type) -> None:
     changes nothing on the client does not claim ``client_side``.
     """
     from sedna_core.algorithms.aggregation import specs_of
+    from sedna_core.algorithms.secure import BaseSecureAggregation
     from sedna_core.algorithms.transform import TransformContext
 
+    if issubclass(cls, BaseSecureAggregation):
+        check_secure_round(cls)
+        return
     rounds = _inputs(cls, _default_transform_inputs)
     for kwargs, inst in _instances(cls):
         for number, delta in enumerate(rounds, start=1):
@@ -460,6 +504,71 @@ def check_transform_roundtrip(cls: type) -> None:
             cls,
             "load_state_dict(state_dict()) does not restore the state",
         )
+
+
+def check_secure_round(cls: type) -> None:
+    """A secure aggregation unmasks the weighted mean of a round run in memory: four clients
+    through every stage, one of them leaving after its masked upload (the others reveal its
+    seed); the result must be model-shaped and within 1e-3 of the mean of the deltas weighted
+    by their samples (all below any sensible ``max_weight``)."""
+    from sedna_core.algorithms.aggregation import ArrayUpdate, specs_of
+    from sedna_core.algorithms.secure import BaseSecureAggregation, PeerKeys, UnmaskInput
+
+    for _kwargs, inst in _instances(cls):
+        assert isinstance(inst, BaseSecureAggregation)
+        rng = np.random.default_rng(0)
+        ids = ["a", "b", "c", "d"]
+        deltas = {
+            c: [rng.normal(scale=0.01, size=s).astype(np.float32) for s in ((8, 5), (5,))]
+            for c in ids
+        }
+        samples = {c: 10 * (i + 1) for i, c in enumerate(ids)}
+        specs = specs_of(deltas["a"])
+        plan = inst.plan(ids, 0)
+        _require(not plan.error, cls, f"plan() refused four clients: {plan.error}")
+        secrets = {c: inst.client_round(1, 0, c) for c in ids}
+        keys = {c: secrets[c].public_keys() for c in ids}
+        sent, commitments = {}, {}
+        for c in ids:
+            peers = {v: PeerKeys(plan.index[v], keys[v]) for v in plan.neighbours[c]}
+            sent[c], commitments[c] = secrets[c].share_keys(plan.index[c], plan.threshold, peers)
+        for c in ids:
+            bad = secrets[c].receive_shares({v: sent[v][c] for v in plan.neighbours[c]})
+            _require(not bad, cls, f"receive_shares() refused honest shares from {bad}")
+        wire = {c: secrets[c].mask(deltas[c], samples[c]) for c in ids}
+        expected = inst.wire_specs(specs)
+        for c in ids:
+            _require(
+                [(np.asarray(w).dtype, np.shape(w)) for w in wire[c]]
+                == [(e.dtype, e.shape) for e in expected],
+                cls,
+                "mask() must return the tensors wire_specs() announces",
+            )
+        reveals = {}
+        for c in ids[:-1]:  # "d" left after its upload
+            near = set(plan.neighbours[c]) | {c}
+            reveals[c] = secrets[c].reveal(sorted(near), [])
+        job = UnmaskInput(
+            1,
+            0,
+            specs,
+            plan,
+            keys,
+            commitments,
+            ids,
+            {c: ArrayUpdate(wire[c], samples[c]) for c in ids},
+            reveals,
+        )
+        mean = inst.unmask(job)
+        _check_model_shaped(cls, "unmask()", mean, specs)
+        total = sum(samples.values())
+        for i, got in enumerate(mean):
+            want = sum(samples[c] * deltas[c][i].astype(np.float64) for c in ids) / total
+            _require(
+                float(np.abs(np.asarray(got) - want).max()) <= 1e-3,
+                cls,
+                "unmask() does not give the weighted mean of the updates",
+            )
 
 
 def _check_model_shaped(cls: type, what: str, arrays: Any, specs: Sequence[Any]) -> None:

@@ -16,6 +16,8 @@ from sedna_core.wire._chunks import (
     DEFAULT_CHUNK_BYTES,
     Assembler,
     Chunk,
+    ChunkReader,
+    SharedChunks,
     decode_chunk,
     encode_chunks,
 )
@@ -31,6 +33,8 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "Assembler",
     "Chunk",
+    "ChunkReader",
+    "SharedChunks",
     "decode",
     "decode_chunk",
     "encode",

@@ -24,7 +24,15 @@ from sedna_core.wire._header import (
 )
 from sedna_core.wire._message import Tensors, iter_tensors
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "Assembler", "Chunk", "decode_chunk", "encode_chunks"]
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "Assembler",
+    "Chunk",
+    "ChunkReader",
+    "SharedChunks",
+    "decode_chunk",
+    "encode_chunks",
+]
 
 DEFAULT_CHUNK_BYTES = 4 << 20
 MIN_CHUNK_BYTES = 16  # the widest element (complex128) must fit in one chunk
@@ -95,6 +103,107 @@ def _frames(
             piece = flat[start : start + per]
             head = pack(KIND_CHUNK, {**base, "offset": start, "count": int(piece.size)})
             yield head + memoryview(piece).cast("B") if piece.size else head
+
+
+class SharedChunks:
+    """The frames of :func:`encode_chunks` for one message, made once for several readers.
+
+    A server sending the same model to many clients would otherwise encode (copy) it once
+    per client, holding one frame per concurrent send. Here each frame is made when the
+    furthest reader first needs it and dropped as soon as every reader has passed it (or
+    closed), so at most one copy of the message is held, however many readers there are.
+
+    Take every reader with :meth:`reader` before any of them starts; a reader taken later
+    encodes its own frames. Close readers that stop early (:meth:`ChunkReader.close`), or
+    the frames they have not passed are held until this object is dropped.
+    """
+
+    def __init__(self, tensors: Tensors, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
+        self._tensors = tensors
+        self._chunk_bytes = chunk_bytes
+        self._source = encode_chunks(tensors, chunk_bytes=chunk_bytes)  # checks chunk_bytes
+        self._frames: dict[int, bytes] = {}
+        self._left: dict[int, int] = {}  # frame index -> readers that have not passed it
+        self._made = 0
+        self._ended = False
+        self._readers = 0  # open shared readers
+
+    @property
+    def held(self) -> int:
+        """Frames held now (made, and not yet passed by every open reader)."""
+        return len(self._frames)
+
+    def reader(self) -> ChunkReader:
+        """A new reader of every frame, in order."""
+        if self._made:  # too late to share: frames it needs may be gone
+            return ChunkReader(None, encode_chunks(self._tensors, chunk_bytes=self._chunk_bytes))
+        self._readers += 1
+        return ChunkReader(self, None)
+
+    def _frame(self, index: int) -> bytes | None:
+        if index == self._made and not self._ended:
+            try:
+                frame = next(self._source)
+            except StopIteration:
+                self._ended = True
+                self._tensors = []  # nothing more to encode: let the arrays go
+                return None
+            self._frames[index] = frame
+            self._left[index] = self._readers
+            self._made += 1
+        return self._frames.get(index)
+
+    def _passed(self, index: int) -> None:
+        left = self._left.get(index)
+        if left is None:
+            return
+        if left <= 1:
+            del self._frames[index], self._left[index]
+        else:
+            self._left[index] = left - 1
+
+    def _leave(self, position: int) -> None:
+        self._readers -= 1
+        for index in range(position, self._made):
+            self._passed(index)
+
+
+class ChunkReader:
+    """One reader's iterator over a :class:`SharedChunks` (see there)."""
+
+    def __init__(self, shared: SharedChunks | None, own: Iterator[bytes] | None) -> None:
+        self._shared = shared
+        self._own = own
+        self._position = 0
+        self._open = True
+
+    def __iter__(self) -> ChunkReader:
+        return self
+
+    def __next__(self) -> bytes:
+        if not self._open:
+            raise StopIteration
+        if self._own is not None:
+            return next(self._own)
+        assert self._shared is not None
+        if self._position:
+            self._shared._passed(self._position - 1)  # the caller is done with the last one
+        frame = self._shared._frame(self._position)
+        if frame is None:
+            self._open = False
+            self._shared._readers -= 1
+            raise StopIteration
+        self._position += 1
+        return frame
+
+    def close(self) -> None:
+        """Stop reading: frames this reader has not passed no longer wait for it."""
+        if not self._open:
+            return
+        self._open = False
+        if self._shared is not None:
+            self._shared._leave(max(0, self._position - 1))
+        self._own = None
 
 
 def decode_chunk(frame: Any, *, copy: bool = False) -> Chunk:

@@ -105,19 +105,19 @@ def test_ll_edge_cache_serves_while_kb_is_down_and_refreshes_when_newer(kb_dir, 
     client = KnowledgeBaseClient(server.url, retries=0, timeout=2.0)
     cache = EdgeKnowledgeCache(tmp_path / "edge", client, poll_period=30.0, clock=clock)
     try:
-        ref1 = client.upload_file(b"\"model one\"", name="m.json")
+        ref1 = client.upload_file(b'"model one"', name="m.json")
         client.update_index(small_index(ref1))
         assert cache.maybe_refresh() is True
         assert cache.version == 1
         model = cache.path(cache.index["seen_task"]["task_groups"][0]["model"])
-        assert model.read_bytes() == b"\"model one\""
-        ref2 = client.upload_file(b"\"model two\"", name="m.json")
+        assert model.read_bytes() == b'"model one"'
+        ref2 = client.upload_file(b'"model two"', name="m.json")
         client.update_index(small_index(ref2))
         assert cache.maybe_refresh() is False  # poll period not over: no request made
         clock.advance(30.0)
         assert cache.maybe_refresh() is True and cache.version == 2
         new_model = cache.path(cache.index["seen_task"]["task_groups"][0]["model"])
-        assert new_model.read_bytes() == b"\"model two\""
+        assert new_model.read_bytes() == b'"model two"'
         assert not model.exists()  # files of the old index are dropped
     finally:
         server.stop_background()

@@ -16,7 +16,7 @@ import aiohttp
 import numpy as np
 
 from sedna_core.clock import Clock
-from sedna_core.config.federated import FederatedConfig
+from sedna_core.config.federated import DEFAULT_CHUNK_BYTES, FederatedConfig
 from sedna_core.errors import (
     AuthenticationError,
     BackendError,
@@ -36,6 +36,7 @@ from sedna_core.jobs.federated._protocol import (
     parse_control,
     parse_specs,
 )
+from sedna_core.jobs.federated._secagg import client_reveal, client_setup
 from sedna_core.jobs.federated._transforms import TransformChain
 from sedna_core.wire import Assembler, encode_chunks
 
@@ -126,9 +127,13 @@ class FederatedLearning(JobBase):
         self.log = self.log.bind(peer=self.client_id)
         self.round = 0
         self.history: list[dict[str, Any]] = []
-        self._chunk_bytes = 4 << 20
+        self._chunk_bytes = DEFAULT_CHUNK_BYTES
         #: the job's update transforms, as the server announced them (see _transforms.py)
         self._transforms = TransformChain()
+        #: control frames a secure-aggregation stage read ahead, for the main loop
+        self._held: list[dict[str, Any]] = []
+        #: (round, attempt) -> this client's secure-aggregation secrets, until it unmasks
+        self._secure_rounds: dict[tuple[Any, Any], Any] = {}
 
     # -- public API ----------------------------------------------------------------------
     def train(
@@ -295,7 +300,7 @@ class FederatedLearning(JobBase):
             welcome = await self._control(inbox)
             if welcome["type"] != "welcome":
                 self._raise_for(welcome)
-            self._chunk_bytes = int(welcome.get("chunk_bytes") or (4 << 20))
+            self._chunk_bytes = int(welcome.get("chunk_bytes") or DEFAULT_CHUNK_BYTES)
             self._transforms = TransformChain.from_welcome(
                 welcome.get("transforms"), plugin_manager=self.plugin_manager
             )
@@ -324,6 +329,8 @@ class FederatedLearning(JobBase):
                     return True
                 elif kind == "result":
                     self._on_result(msg)
+                elif kind == "secagg_unmask":
+                    await client_reveal(self, ws, msg)
                 elif kind in ("accepted", "late", "rejected"):
                     level = {"accepted": "debug", "late": "info"}.get(kind, "warning")
                     getattr(self.log, level)(
@@ -366,6 +373,13 @@ class FederatedLearning(JobBase):
                 local = await asyncio.to_thread(self.estimator.get_weights)
                 await self._send_update(ws, msg, local, _num_samples(train_data), {})
             elif task == "train":
+                secure = self._transforms.secure
+                secret = None
+                if secure is not None and base is not None:
+                    # keys and shares first: a client that cannot take part does not train
+                    secret = await client_setup(self, ws, inbox, msg, secure)
+                    if secret is None:
+                        return
                 kwargs = {**(msg.get("config") or {}), **train_kwargs}
                 result = await asyncio.to_thread(
                     self.estimator.train, train_data, valid_data, **kwargs
@@ -374,9 +388,17 @@ class FederatedLearning(JobBase):
                 metrics = numeric_metrics(result)
                 if base is not None:
                     local, extra = await asyncio.to_thread(
-                        self._transforms.encode_update, local, base, number, msg.get("transforms")
+                        self._transforms.encode_update,
+                        local,
+                        base,
+                        number,
+                        msg.get("transforms"),
+                        secret,
+                        _num_samples(train_data),
                     )
                     metrics.update(extra)
+                if secret is not None:
+                    self._secure_rounds = {(number, msg.get("attempt", 0)): secret}
                 await self._send_update(ws, msg, local, _num_samples(train_data), metrics)
             elif task == "evaluate":
                 data = valid_data if valid_data is not None else train_data
@@ -491,6 +513,8 @@ class FederatedLearning(JobBase):
         return msg
 
     async def _control(self, inbox: asyncio.Queue[aiohttp.WSMessage]) -> dict[str, Any]:
+        if self._held:
+            return self._held.pop(0)
         while True:
             msg = await self._next(inbox)
             if msg.type == aiohttp.WSMsgType.TEXT:

@@ -19,6 +19,7 @@ from sedna_core.jobs.federated._protocol import (
     parse_control,
     parse_specs,
 )
+from sedna_core.jobs.federated._secagg import SECAGG_FRAMES
 from sedna_core.jobs.federated._session import Session
 from sedna_core.jobs.federated._spool import SpoolUpdate, UpdateBound, UpdateReceiver
 
@@ -48,6 +49,8 @@ class ClientMessages:
             self._on_client_failed(session, msg)
         elif kind == "leave":
             await session.close(1000, "goodbye")
+        elif kind in SECAGG_FRAMES:
+            await self._on_secagg(session, msg)
         else:
             await self._reject(session, None, ProtocolError(f"unknown message type {kind!r}"))
 
@@ -70,6 +73,11 @@ class ClientMessages:
             ):
                 await self._late_or_unexpected(session, number, attempt)
                 return
+            secure = rnd.task == "train" and self.transforms.secure is not None
+            if secure and not self._secure_accepts(cid):
+                raise InvalidUpdateError(
+                    "secagg", "a masked update may only follow the secure-aggregation key stages"
+                )
             specs = parse_specs(msg.get("tensors"), max_bytes=self.config.max_model_bytes)
             # In a job with update transforms a trained update arrives encoded (a delta in the
             # chain's wire format): its frames are checked against the wire tensors here, and
@@ -146,7 +154,8 @@ class ClientMessages:
         source = receiver.finish()
         metrics = session.update_metrics
         session.receiver, session.receiving, session.update_metrics = None, None, {}
-        if receiver.encoded:
+        if receiver.encoded and self.transforms.secure is None:
+            # (a securely aggregated update stays masked in its spool: only the sum is read)
             try:
                 bound = self._update_bound()
                 source = await asyncio.to_thread(self._decode_update, source, number, bound)

@@ -362,7 +362,10 @@ class ServerConnections:
         answered = cid in rnd.updates or cid in rnd.metrics or cid in rnd.rejected
         rejoined = cid in rnd.asked and not answered
         newcomer = rnd.task == "train" and self.config.fraction >= 1.0 and not answered
-        if rejoined or newcomer:
+        # a secure round's members are fixed by its key stages: a (re)joining client waits for
+        # the next round instead of holding this one up until its deadline
+        secure = rnd.task == "train" and self._secure_round is not None
+        if (rejoined or newcomer) and not secure:
             rnd.asked.add(cid)
             rnd.pending.add(cid)
             rnd.failed.discard(cid)

@@ -8,6 +8,9 @@ in order. See ``docs/federated-learning.md`` for the sequence diagrams.
 Client -> server: ``join``, ``update`` (+ frames), ``evaluation``, ``failed``, ``leave``.
 Server -> client: ``welcome``, ``round`` (+ frames), ``accepted``, ``rejected``, ``late``,
 ``result``, ``stop`` (+ frames), ``error`` (then the server closes the connection).
+With a secure aggregation (``_secagg.py``), a training round adds ``secagg_keys``,
+``secagg_shares`` and ``secagg_reveal`` (client -> server) and ``secagg_peers``,
+``secagg_inbox`` and ``secagg_unmask`` (server -> client, each built by the server).
 """
 
 from __future__ import annotations

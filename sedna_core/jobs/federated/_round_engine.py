@@ -25,6 +25,7 @@ from sedna_core.jobs.federated._rounds import (
 )
 from sedna_core.jobs.federated._session import Session
 from sedna_core.jobs.federated._spool import SpoolUpdate
+from sedna_core.wire import ChunkReader, SharedChunks
 
 __all__ = ["RoundEngine"]
 
@@ -103,6 +104,13 @@ class RoundEngine:
 
     def _failure_message(self, number: int) -> str:
         cfg = self.config
+        if self._secure_failure:
+            return (
+                f"round {number} failed {cfg.max_retries + 1} time(s) in a row, the previous "
+                f"global model is kept. Secure aggregation: {self._secure_failure}. If clients are "
+                "named as rejected in the log, stop them; otherwise start more clients, lower "
+                "reconstruction_threshold, or raise the retries (AGG_MAX_RETRIES)."
+            )
         return (
             f"round {number} missed its quorum {cfg.max_retries + 1} time(s) in a row: it needs "
             f"{cfg.effective_quorum} valid update(s) within {cfg.round_deadline:g} s "
@@ -113,6 +121,7 @@ class RoundEngine:
 
     async def _training_round(self, number: int, attempt: int) -> bool:
         cfg = self.config
+        self._secure_failure = ""  # (why this attempt's secure stages failed, if they do)
         quorum = cfg.effective_quorum
         started = self.clock.monotonic()
         deadline = started + cfg.round_deadline
@@ -145,10 +154,19 @@ class RoundEngine:
         sedna.take_waiting_updates(self, rnd)
         self._notify()
         self.log.info("round started", round=number, attempt=attempt, asked=len(asked))
-        for cid in sorted(asked):
-            session = self._sessions.get(cid)
-            if session is not None and session.kind == "native":
-                self._spawn(self._send_round(session, rnd))
+        natives = [self._sessions.get(cid) for cid in sorted(asked)]
+        natives = [s for s in natives if s is not None and s.kind == "native"]
+        shared = self._shared_model()
+        for session in natives:
+            self._spawn(self._send_round(session, rnd, shared.reader() if shared else None))
+        secure = self.transforms.secure
+        self._secure_round = None
+        if secure is not None and not await self._secure_setup(rnd, secure):
+            # too few clients left for the threshold (the reason is logged): kept model, retry
+            self._close_round(rnd)
+            rnd.discard_updates()
+            self._m_rounds.inc(outcome="retried")
+            return False
         await self._wait_for(lambda: not rnd.pending, deadline)
         self._close_round(rnd)
         valid = len(rnd.updates)
@@ -164,6 +182,10 @@ class RoundEngine:
                 late=rnd.late,
             )
             sedna.keep_for_retry(self, rnd)
+            rnd.discard_updates()
+            self._m_rounds.inc(outcome="retried")
+            return False
+        if secure is not None and not await self._secure_unmask(rnd):
             rnd.discard_updates()
             self._m_rounds.inc(outcome="retried")
             return False
@@ -307,8 +329,11 @@ class RoundEngine:
         rnd.pending = set(asked)
         self._round = rnd
         self.phase = "evaluate"
+        shared = self._shared_model()
         for cid in sorted(asked):
-            self._spawn(self._send_round(self._sessions[cid], rnd))
+            self._spawn(
+                self._send_round(self._sessions[cid], rnd, shared.reader() if shared else None)
+            )
         await self._wait_for(lambda: not rnd.pending, rnd.deadline)
         self._close_round(rnd)
         result = {
@@ -351,9 +376,20 @@ class RoundEngine:
         chain = self.transforms
         base = self._global
         agg.begin_round(base)
-        if not chain:
+        if self._secure_round is not None and self._secure_round.delta is not None:
+            return self._aggregate_secure(sources, number)
+        if not chain.acts_on_server:  # none, or compression only: the streaming path
             for source in sources:
                 agg.add_update(source)
+            if chain:
+                self._transform_numbers = chain.end_round(
+                    TransformContext(
+                        number,
+                        self._specs or [],
+                        num_clients=len(sources),
+                        total_clients=max(len(self._sessions), len(sources)),
+                    )
+                )
             return agg.finish()
         # With a transform chain the per-update step (server-side clipping) sees each delta;
         # the aggregate's delta then goes through the chain (central noise) before it is kept.
@@ -381,7 +417,16 @@ class RoundEngine:
         self._transform_numbers = chain.end_round(ctx)
         return [np.add(g, d, dtype=g.dtype) for g, d in zip(base, delta, strict=True)]
 
-    async def _send_round(self, session: Session, rnd: Round) -> None:
+    def _shared_model(self) -> SharedChunks | None:
+        """The global model's frames, encoded once for all the clients a round is sent to
+        (one copy of the model held while they stream, not one frame per client)."""
+        if self._global is None:
+            return None
+        return SharedChunks(list(self._global), chunk_bytes=self.config.chunk_bytes)
+
+    async def _send_round(
+        self, session: Session, rnd: Round, frames: ChunkReader | None = None
+    ) -> None:
         fields: dict[str, Any] = {
             "round": rnd.number,
             "attempt": rnd.attempt,
@@ -397,14 +442,15 @@ class RoundEngine:
         if classes is not None:
             fields["classes"] = classes
         if rnd.task in ("train", "evaluate") and self._global is not None:
-            ok = await session.send_weights(
-                "round",
-                self._global,
-                self.config.chunk_bytes,
-                tensors=specs_json(self._specs or []),
-                **fields,
+            if frames is None:
+                frames = SharedChunks(list(self._global), chunk_bytes=self.config.chunk_bytes)
+                frames = frames.reader()
+            ok = await session.send_frames(
+                "round", frames, tensors=specs_json(self._specs or []), **fields
             )
         else:
+            if frames is not None:
+                frames.close()
             ok = await session.send("round", weights=False, **fields)
         if not ok and session.client_id in rnd.pending:
             rnd.pending.discard(session.client_id)

@@ -29,6 +29,7 @@ from sedna_core.jobs.federated._connections import ServerConnections
 from sedna_core.jobs.federated._protocol import PROTOCOL_VERSION, WS_PATH
 from sedna_core.jobs.federated._round_engine import RoundEngine
 from sedna_core.jobs.federated._rounds import FederatedResult, Round
+from sedna_core.jobs.federated._secagg import SecureRoundState, SecureStages
 from sedna_core.jobs.federated._session import Session
 from sedna_core.jobs.federated._spool import SpoolDir, UpdateBound
 from sedna_core.log import configure_logging, get_logger
@@ -39,7 +40,9 @@ __all__ = ["AggregationServer"]
 log = get_logger(__name__)
 
 
-class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCheckpoints):
+class AggregationServer(
+    ServerConnections, ClientMessages, RoundEngine, SecureStages, ServerCheckpoints
+):
     """The federated-learning aggregation server (Sedna's ``AggregationServer``, rebuilt).
 
     Clients (:class:`~sedna_core.jobs.federated.FederatedLearning`, or Sedna's own clients
@@ -203,6 +206,12 @@ class AggregationServer(ServerConnections, ClientMessages, RoundEngine, ServerCh
         from sedna_core.jobs.federated._transforms import TransformChain
 
         self.transforms = TransformChain.build(cfg.transforms, plugin_manager=plugin_manager)
+        # a secure aggregation hides single updates: refuse what needs them, at start
+        self.transforms.check_secure(algo, given)
+        #: the open secure-aggregation round, and why the last one failed (for the job's message)
+        self._secure_round: SecureRoundState | None = None
+        self._secure_failure = ""
+        self._secure_left_out: dict[int, set[str]] = {}
         #: what the chain reported for the last round (privacy spent...), in each round record
         self._transform_numbers: dict[str, float] = {}
         self.log = log.bind(job=cfg.job_name, aggregation=algo.name)

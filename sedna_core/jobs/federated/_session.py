@@ -14,7 +14,7 @@ from aiohttp import web
 
 from sedna_core.jobs.federated._protocol import control
 from sedna_core.jobs.federated._spool import SpoolUpdate, UpdateReceiver
-from sedna_core.wire import encode_chunks
+from sedna_core.wire import ChunkReader, SharedChunks
 
 __all__ = ["SEND_ERRORS", "Session"]
 
@@ -73,17 +73,26 @@ class Session:
         self, kind: str, weights: Sequence[np.ndarray], chunk_bytes: int, **fields: Any
     ) -> bool:
         """A control frame announcing weights, then their frames; False when the client is gone."""
-        if not self.alive:
-            return False
+        frames = SharedChunks(list(weights), chunk_bytes=chunk_bytes).reader()
+        return await self.send_frames(kind, frames, **fields)
+
+    async def send_frames(self, kind: str, frames: ChunkReader, **fields: Any) -> bool:
+        """Like :meth:`send_weights` with frames already encoded (a model broadcast to many
+        clients shares one :class:`~sedna_core.wire.SharedChunks`); ``frames`` is closed in
+        every case, so a send that fails or never starts holds none of them."""
         try:
+            if not self.alive:
+                return False
             async with self.lock:
                 await self.ws.send_str(control(kind, weights=True, **fields))
-                for frame in encode_chunks(list(weights), chunk_bytes=chunk_bytes):
+                for frame in frames:
                     await self.ws.send_bytes(frame)
             return True
         except SEND_ERRORS:
             self.alive = False
             return False
+        finally:
+            frames.close()
 
     async def send_json(self, doc: Any) -> bool:
         """A raw JSON text frame (Sedna's protocol has no version field)."""
@@ -106,5 +115,14 @@ class Session:
         self.alive = False
         self.drop_update()
         self.drop_waiting()
-        with contextlib.suppress(*SEND_ERRORS):
-            await self.ws.close(code=code, message=message.encode()[:120])
+        try:
+            with contextlib.suppress(*SEND_ERRORS):
+                await self.ws.close(code=code, message=message.encode()[:120])
+        except asyncio.CancelledError:
+            # aiohttp shares one drain future per connection: when a send still waiting on it
+            # is cancelled (the server stopping while a large model streams to a slow client),
+            # this close gets that cancellation, not its own (the transport is closed anyway);
+            # only a cancellation of this task goes on
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise

@@ -262,17 +262,29 @@ class UpdateBound:
             )
 
 
-def _sq_norm(values: np.ndarray, step: int = 1 << 18) -> float:
-    total = 0.0
-    for start in range(0, values.size, step):
-        block = values[start : start + step]
-        total += _sq_distance(block, np.zeros(1, dtype=block.dtype))
-    return total
+#: elements per block of the distance checks: their temporaries stay this small (a check on
+#: a whole 4 MiB frame would allocate a frame-sized difference per frame, per client)
+DISTANCE_BLOCK = 1 << 15
+
+
+def _sq_norm(values: np.ndarray) -> float:
+    return _sq_distance(values, np.zeros(1, dtype=values.dtype))
 
 
 def _sq_distance(values: np.ndarray, reference: np.ndarray) -> float:
-    """``||values - reference||^2``, never overflowing: one fast pass in the values' own
-    float dtype (BLAS), redone in float64 only when that pass overflowed (huge values)."""
+    """``||values - reference||^2`` (``reference`` of the same size, or one element), block by
+    block of :data:`DISTANCE_BLOCK` elements so that no temporary grows with the input."""
+    total = 0.0
+    one = reference.size == 1
+    for start in range(0, values.size, DISTANCE_BLOCK):
+        stop = start + DISTANCE_BLOCK
+        total += _sq_distance_block(values[start:stop], reference if one else reference[start:stop])
+    return total
+
+
+def _sq_distance_block(values: np.ndarray, reference: np.ndarray) -> float:
+    """One block's ``||values - reference||^2``, never overflowing: one fast pass in the
+    values' own float dtype (BLAS), redone in float64 only when that pass overflowed."""
     if values.dtype.kind == "f" and values.dtype.itemsize >= 4:
         with np.errstate(over="ignore", invalid="ignore"):
             diff = np.subtract(values, reference, dtype=values.dtype)

@@ -15,7 +15,7 @@ import numpy as np
 
 from sedna_core.algorithms.aggregation import TensorSpec
 from sedna_core.algorithms.transform import BaseUpdateTransform, TransformContext
-from sedna_core.errors import InvalidUpdateError, JobError, SednaError
+from sedna_core.errors import ConfigError, InvalidUpdateError, JobError, SednaError
 
 __all__ = ["TransformChain"]
 
@@ -48,11 +48,19 @@ class TransformChain:
         elif isinstance(specs, str):
             import json
 
-            specs = json.loads(specs)
+            try:
+                specs = json.loads(specs)
+            except ValueError as exc:
+                raise ConfigError(
+                    "transforms",
+                    specs,
+                    'comma-separated names (Int8,TopK) or a JSON list of names and {"method": '
+                    f'..., "param": {{...}}}} objects (not valid JSON: {exc})',
+                ) from None
         if isinstance(specs, Mapping) or not isinstance(specs, Sequence):
             specs = [specs]
         if len(specs) > MAX_CHAIN:
-            raise ValueError(f"a transform chain has at most {MAX_CHAIN} pieces, got {len(specs)}")
+            raise ConfigError("transforms", f"{len(specs)} pieces", f"at most {MAX_CHAIN} pieces")
         made = []
         for spec in specs:
             algo = create_algorithm("update_transform", spec, plugin_manager=plugin_manager)
@@ -95,12 +103,98 @@ class TransformChain:
         """Names of the pieces clients must apply (Sedna-protocol clients cannot)."""
         return [t.name for t in self.transforms if t.client_side]
 
-    def wire_specs(self, specs: Sequence[TensorSpec]) -> list[TensorSpec]:
-        """The tensors an update carries on the wire for a model of ``specs``."""
+    @property
+    def acts_on_server(self) -> bool:
+        """Whether a piece changes updates or the aggregate on the server (clipping, noise);
+        when none does, the server aggregates the decoded updates as they are."""
+        base = BaseUpdateTransform
+        return any(
+            type(t).before_aggregation is not base.before_aggregation
+            or type(t).after_aggregation is not base.after_aggregation
+            for t in self.transforms
+        )
+
+    @property
+    def packed(self) -> bool:
+        """Whether updates travel as one byte tensor: some piece acts on clients and every such
+        piece is ``packable`` (see :attr:`BaseUpdateTransform.packable`)."""
+        acting = [t for t in self.transforms if t.client_side]
+        return bool(acting) and all(t.packable for t in acting)
+
+    @property
+    def secure(self) -> Any:
+        """The chain's secure-aggregation piece (a
+        :class:`~sedna_core.algorithms.secure.BaseSecureAggregation`, always the last), or None."""
+        from sedna_core.algorithms.secure import BaseSecureAggregation
+
+        last = self.transforms[-1] if self.transforms else None
+        return last if isinstance(last, BaseSecureAggregation) else None
+
+    def check_secure(self, aggregator: Any, explicit: Mapping[str, Any]) -> None:
+        """Refuse, with :class:`ConfigError`, what a secure aggregation cannot honour: its
+        server sees only the sum, so nothing may need a single update (a server-side piece
+        that acts on each one, a format the server decodes, a robust aggregator, a distance
+        bound set by hand). ``explicit``: the server's settings given by the user."""
+        from sedna_core.algorithms.aggregation import StreamingAggregation
+        from sedna_core.algorithms.secure import BaseSecureAggregation
+
+        secure = [t for t in self.transforms if isinstance(t, BaseSecureAggregation)]
+        if not secure:
+            return
+        name = secure[0].name
+        if len(secure) > 1 or self.transforms[-1] is not secure[0]:
+            raise ConfigError(
+                "transforms", self.names, f"{name} once, as the last piece (it masks the update)"
+            )
+        base = BaseUpdateTransform
+        for t in self.transforms[:-1]:
+            kind = type(t)
+            if kind.wire_specs is not base.wire_specs or kind.decode is not base.decode:
+                raise ConfigError(
+                    "transforms",
+                    self.names,
+                    f"no piece that changes the update's format before {name} ({t.name}: the "
+                    "server could not decode a sum of encoded updates); drop it",
+                )
+            if kind.before_aggregation is not base.before_aggregation and not t.secure_compatible:
+                raise ConfigError(
+                    "transforms",
+                    self.names,
+                    f"no server-side per-update piece with {name} ({t.name} must see each "
+                    "update, which secure aggregation hides); use a client-side variant (e.g. "
+                    "DifferentialPrivacyClientSideFixedClipping)",
+                )
+        if not isinstance(aggregator, StreamingAggregation) or aggregator.needs_all_updates:
+            raise ConfigError(
+                "aggregation",
+                aggregator.name,
+                f"a mean-based (streaming) aggregation such as FedAvg or FedAdam with {name}: "
+                f"{aggregator.name} needs to see every update, which secure aggregation hides; "
+                f"{name}'s clipping_range bounds each client's influence instead",
+            )
+        for key in ("max_update_ratio", "max_update_norm"):
+            if explicit.get(key) is not None:
+                raise ConfigError(
+                    key,
+                    explicit[key],
+                    f"unset with {name}: the server cannot check one update's distance under "
+                    "secure aggregation; clipping_range bounds each client's influence instead",
+                )
+
+    def piece_specs(self, specs: Sequence[TensorSpec]) -> list[TensorSpec]:
+        """The tensors the last piece's ``encode`` gives for a model of ``specs``."""
         out = list(specs)
         for t in self.transforms:
             out = t.wire_specs(out)
         return out
+
+    def wire_specs(self, specs: Sequence[TensorSpec]) -> list[TensorSpec]:
+        """The tensors an update carries on the wire for a model of ``specs``: the pieces'
+        tensors, or one uint8 tensor holding them all when the chain is :attr:`packed`."""
+        pieces = self.piece_specs(specs)
+        if not self.packed:
+            return pieces
+        return [TensorSpec(None, np.uint8, (_layout(pieces)[1],))]
 
     # -- client side -----------------------------------------------------------------------
     def encode(
@@ -124,17 +218,30 @@ class TransformChain:
         global_weights: Sequence[np.ndarray],
         number: int,
         round_config: Any = None,
+        secure_round: Any = None,
+        num_samples: int = 1,
     ) -> tuple[list[np.ndarray], dict[str, float]]:
         """A client's trained ``weights`` as the chain sends them, and the numbers the pieces
         add to the update's metrics (e.g. an adaptive clipping's norm bit). ``round_config``
-        is the round frame's ``transforms`` (one dict per piece, from :meth:`round_config`)."""
+        is the round frame's ``transforms`` (one dict per piece, from :meth:`round_config`);
+        a secure chain masks with ``secure_round`` and weighs by ``num_samples``."""
         if isinstance(round_config, list) and len(round_config) == len(self.transforms):
             for t, cfg in zip(self.transforms, round_config, strict=True):
                 if isinstance(cfg, dict) and cfg:
                     t.set_round_config(cfg)
         specs = [TensorSpec(None, np.asarray(g).dtype, np.shape(g)) for g in global_weights]
         ctx = TransformContext(number, specs)
-        wire = self.encode(weights, global_weights, ctx)
+        if self.secure is not None:
+            # the secure piece masks inside its protocol round (``secure_round``, one
+            # client's secrets), after every other piece encoded the delta
+            if secure_round is None:
+                raise JobError(f"{self.secure.name} needs its protocol round to mask an update")
+            inner = TransformChain(self.transforms[:-1])
+            wire = secure_round.mask(inner.encode(weights, global_weights, ctx), num_samples)
+        else:
+            wire = self.encode(weights, global_weights, ctx)
+        if self.packed:
+            wire = [_pack(wire, self.piece_specs(specs))]
         numbers = {
             k: float(v)
             for k, v in ctx.metrics.items()
@@ -154,6 +261,8 @@ class TransformChain:
         inputs = [list(ctx.specs)]
         for t in self.transforms[:-1]:
             inputs.append(t.wire_specs(inputs[-1]))
+        if self.packed:
+            wire = _unpack(wire, self.piece_specs(ctx.specs))
         try:
             for t, specs in zip(reversed(self.transforms), reversed(inputs), strict=True):
                 wire = t.decode(wire, specs, ctx)
@@ -205,3 +314,46 @@ class TransformChain:
             prefix = f"transform{i}."
             mine = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             t.load_state_dict(mine)
+
+
+# -- one byte tensor per update (chains whose pieces are all packable) ----------------------
+def _layout(specs: Sequence[TensorSpec]) -> tuple[list[int], int]:
+    """Byte offsets of ``specs`` laid end to end, each aligned to its itemsize (so unpacking
+    gives aligned views without copies), and the total length."""
+    offsets, end = [], 0
+    for s in specs:
+        size = s.dtype.itemsize
+        end = -(-end // size) * size
+        offsets.append(end)
+        end += s.size * size
+    return offsets, end
+
+
+def _pack(tensors: Sequence[np.ndarray], specs: Sequence[TensorSpec]) -> np.ndarray:
+    """The pieces' tensors as one little-endian byte string (client side)."""
+    if len(tensors) != len(specs):
+        raise ValueError(f"the transforms gave {len(tensors)} tensors, expected {len(specs)}")
+    offsets, total = _layout(specs)
+    out = np.zeros(total, np.uint8)
+    for i, (t, s, at) in enumerate(zip(tensors, specs, offsets, strict=True)):
+        t = np.asarray(t)
+        if t.shape != s.shape:
+            raise ValueError(
+                f"transform output {i} has shape {list(t.shape)}, expected {list(s.shape)}"
+            )
+        data = np.ascontiguousarray(t, dtype=s.dtype.newbyteorder("<")).reshape(-1)
+        out[at : at + data.nbytes] = data.view(np.uint8)
+    return out
+
+
+def _unpack(wire: Sequence[np.ndarray], specs: Sequence[TensorSpec]) -> list[np.ndarray]:
+    """Server side: views of one update's byte tensor as the pieces' tensors."""
+    offsets, total = _layout(specs)
+    if len(wire) != 1 or wire[0].dtype != np.uint8 or wire[0].size != total:
+        raise InvalidUpdateError("decode", f"a packed update must be {total} bytes in one tensor")
+    flat = np.ascontiguousarray(wire[0]).reshape(-1)
+    out = []
+    for s, at in zip(specs, offsets, strict=True):
+        data = flat[at : at + s.size * s.dtype.itemsize].view(s.dtype.newbyteorder("<"))
+        out.append(data.astype(s.dtype, copy=False).reshape(s.shape))
+    return out

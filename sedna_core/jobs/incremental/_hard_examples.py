@@ -2,13 +2,24 @@
 
 Layout under ``root``::
 
-    manifest.json         what is held: chunks, ids, counters (written last, atomically)
+    manifest.json         a snapshot: chunks, ids, counters (replaced atomically)
+    journal.jsonl         changes since the snapshot, one JSON line each (appended, fsync'd)
     c000001.x.npy         the samples of one ``add`` call (np.save, allow_pickle=False)
     c000001.y.npy         their labels, once known (same rows)
     c000001.m.npy         which rows are labelled, when only some are
 
-Each :meth:`HardExampleStore.add` writes one chunk; files are written before the manifest that
-names them, so a crash leaves the previous state (stray files are removed on the next open).
+Each :meth:`HardExampleStore.add` writes one chunk, then appends one journal line naming it (the
+chunk's entry, the counters, the oldest chunk still held): the work per call does not grow with
+the number of chunks held. An add is acknowledged once its line is fsync'd. A crash mid-append
+leaves a torn last line, which the next open discards with the files it named (that add was never
+acknowledged); earlier lines are untouched. The journal is folded into the manifest when it holds
+more lines than half the chunks held (and at least ``_COMPACT_AT``), so that cost is O(1)
+amortised, and on open. Lines carry a sequence number and the manifest the last one it
+includes, so a crash between writing the manifest and emptying the journal replays nothing
+twice. Manifests of format 1 (no journal) load unchanged and are rewritten as format 2 on open;
+format 2 refuses to load in older versions, which would otherwise ignore the journal and delete
+the chunk files only it names.
+
 Every sample gets an increasing id. When the store is full, ``when_full="drop_oldest"`` drops the
 oldest samples and ``"drop_newest"`` refuses the incoming ones; either way they are counted in
 :attr:`dropped`, which survives restarts like everything else.
@@ -16,6 +27,7 @@ oldest samples and ``"drop_newest"`` refuses the incoming ones; either way they 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -39,7 +51,10 @@ log = get_logger(__name__)
 
 WHEN_FULL = ("drop_oldest", "drop_newest")
 _MANIFEST = "manifest.json"
-_FORMAT = 1
+_JOURNAL = "journal.jsonl"
+_FORMAT = 2
+_READS = (1, 2)  # format 1: the manifest alone, before the journal
+_COMPACT_AT = 1024  # fold the journal into the manifest past max(this, chunks held / 2) lines
 _CHUNK = re.compile(r"^c\d{6,}\.[xym]\.npy$")
 
 
@@ -76,6 +91,13 @@ class _Chunk:
     def ids(self) -> np.ndarray:
         return np.arange(self.first_id + self.skip, self.first_id + self.rows, dtype=np.int64)
 
+    @property
+    def number(self) -> int:
+        return int(self.name[1:])
+
+    def entry(self) -> dict[str, Any]:
+        return attrs.asdict(self, recurse=False)
+
 
 def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Replace ``path`` with what ``write`` writes: readers see the old file or the new one."""
@@ -90,6 +112,17 @@ def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make renames and new names in ``path`` durable (POSIX; Windows cannot open a directory)."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -149,53 +182,155 @@ class HardExampleStore:
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._chunks: list[_Chunk] = []
+        self._firsts: list[int] = []  # first_id of each chunk, for bisecting ids to chunks
+        self._held = 0
+        self._seq = 0  # sequence number of the last change written (journal line or manifest)
+        self._journal_lines = 0  # lines in the journal not yet folded into the manifest
+        self._journal_size = 0  # bytes of whole lines in the journal
+        self._stale = True  # the files on disk need a compaction (set by _load)
         self._next_id = 0
         self._next_chunk = 1
         self._dropped = 0
         self._mark = -1  # ids <= mark were used by a training run
         self._doomed: list[_Chunk] = []  # dropped chunks whose files go once the manifest is saved
         self._warned_full = False
-        self._load()
         with self._lock:
-            if len(self) > self.capacity:  # reopened with a smaller capacity
-                self._drop_oldest(len(self) - self.capacity)
-                self._save()
+            self._load()
+            if self._held > self.capacity:  # reopened with a smaller capacity
+                self._drop_oldest(self._held - self.capacity)
+                self._stale = True
+            if self._stale:
+                self._compact()
+            self._collect()
 
     # -- persistence ------------------------------------------------------------------------
 
     def _load(self) -> None:
         path = self.root / _MANIFEST
-        referenced: set[str] = set()
         if path.exists():
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))
-                if doc.get("format") != _FORMAT:
+                if doc.get("format") not in _READS:
                     raise ValueError(f"unknown format {doc.get('format')!r}")
+                # format 1 is rewritten as 2 so older versions cannot ignore the journal
+                self._stale = doc["format"] != _FORMAT
                 self._chunks = [_Chunk(**c) for c in doc["chunks"]]
                 self._next_id = int(doc["next_id"])
                 self._next_chunk = int(doc["next_chunk"])
                 self._dropped = int(doc["dropped"])
                 self._mark = int(doc.get("mark", -1))
+                self._seq = int(doc.get("journal_seq", 0))
             except (ValueError, KeyError, TypeError) as exc:
                 raise DataSourceError(
                     f"hard-example manifest is unreadable ({exc}); move the directory aside "
                     "to start a new store",
                     path=str(path),
                 ) from exc
-            for c in self._chunks:
-                referenced.add(f"{c.name}.x.npy")
-                if c.labels != "none":
-                    referenced.add(f"{c.name}.y.npy")
-                if c.labels == "some":
-                    referenced.add(f"{c.name}.m.npy")
-        for entry in self.root.iterdir():  # leftovers of a crash between files and manifest
+        self._replay()
+        self._firsts = [c.first_id for c in self._chunks]
+        self._held = sum(c.held for c in self._chunks)
+        referenced: set[str] = set()
+        for c in self._chunks:
+            referenced.add(f"{c.name}.x.npy")
+            if c.labels != "none":
+                referenced.add(f"{c.name}.y.npy")
+            if c.labels == "some":
+                referenced.add(f"{c.name}.m.npy")
+        for entry in self.root.iterdir():  # leftovers of a crash between files and journal
             if (_CHUNK.match(entry.name) and entry.name not in referenced) or (
                 entry.name.startswith(".") and entry.is_file()
             ):
                 with contextlib.suppress(OSError):
                     entry.unlink()
 
-    def _save(self) -> None:
+    def _replay(self) -> None:
+        """Apply the journal lines newer than the manifest; drop a torn last line."""
+        path = self.root / _JOURNAL
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        self._stale = self._stale or bool(data)  # also empties a torn line before appending
+        whole = data.rfind(b"\n") + 1  # a write cut short by a crash has no newline yet
+        lines = data[:whole].splitlines()
+        by_name = {c.name: c for c in self._chunks}
+        for n, line in enumerate(lines, 1):
+            try:
+                rec = json.loads(line)
+                seq = int(rec["seq"])
+                if seq <= self._seq:
+                    continue  # already in the manifest (crash before the journal was emptied)
+                first = int(rec["first"])
+                while self._chunks and self._chunks[0].number < first:
+                    del by_name[self._chunks.pop(0).name]
+                for e in rec["put"]:
+                    chunk = _Chunk(**e)
+                    if chunk.name in by_name:
+                        old = by_name[chunk.name]  # updated in place: the list keeps its order
+                        for field in attrs.fields(_Chunk):
+                            setattr(old, field.name, getattr(chunk, field.name))
+                    else:
+                        self._chunks.append(chunk)
+                        by_name[chunk.name] = chunk
+                self._next_id = int(rec["next_id"])
+                self._next_chunk = int(rec["next_chunk"])
+                self._dropped = int(rec["dropped"])
+                self._mark = int(rec["mark"])
+                self._seq = seq
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DataSourceError(
+                    f"hard-example journal line {n} is unreadable ({exc}); a crash only cuts the "
+                    "last line short, so the file was damaged otherwise; move the directory "
+                    "aside to start a new store",
+                    path=str(path),
+                ) from exc
+        self._journal_lines = len(lines)
+        self._journal_size = whole
+        if whole < len(data):
+            log.warning("hard-example journal: dropping a torn last line", bytes=len(data) - whole)
+
+    def _record(self, changed: list[_Chunk]) -> None:
+        """Make a change durable: one fsync'd journal line with the counters, the entries of the
+        chunks that changed and the oldest chunk still held (older ones are gone)."""
+        self._seq += 1
+        rec = {
+            "seq": self._seq,
+            "next_id": self._next_id,
+            "next_chunk": self._next_chunk,
+            "dropped": self._dropped,
+            "mark": self._mark,
+            "first": self._chunks[0].number if self._chunks else self._next_chunk,
+            "put": [c.entry() for c in changed],
+        }
+        line = (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
+        if changed:
+            _fsync_dir(self.root)  # the chunk files just renamed into place, before naming them
+        path = self.root / _JOURNAL
+        created = self._journal_size == 0 and not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            try:
+                written = os.write(fd, line)  # one write: a crash leaves a prefix, never a mix
+                if written != len(line):
+                    raise OSError(f"short write to {path} ({written} of {len(line)} bytes)")
+                os.fsync(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):  # no half line for the next one to follow
+                    os.ftruncate(fd, self._journal_size)
+                raise
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.root)
+        self._journal_lines += 1
+        self._journal_size += len(line)
+        # a compaction writes every chunk: waiting for lines > chunks/2 (chunks grow at most one
+        # per line) makes each line pay for at most ~3 entries, however many chunks are held
+        if self._journal_lines > max(_COMPACT_AT, len(self._chunks) // 2):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Fold the journal into a new manifest, then empty the journal."""
         _write_json(
             self.root / _MANIFEST,
             {
@@ -206,9 +341,19 @@ class HardExampleStore:
                 "next_chunk": self._next_chunk,
                 "dropped": self._dropped,
                 "mark": self._mark,
-                "chunks": [attrs.asdict(c) for c in self._chunks],
+                "journal_seq": self._seq,
+                "chunks": [c.entry() for c in self._chunks],
             },
         )
+        _fsync_dir(self.root)  # the new manifest must be durable before the journal goes
+        path = self.root / _JOURNAL
+        if self._journal_size or path.exists():
+            with open(path, "r+b") as fh:
+                fh.truncate(0)
+                fh.flush()
+                os.fsync(fh.fileno())
+        self._journal_lines = 0
+        self._journal_size = 0
 
     def _file(self, chunk: _Chunk, part: str) -> Path:
         return self.root / f"{chunk.name}.{part}.npy"
@@ -217,7 +362,7 @@ class HardExampleStore:
 
     def __len__(self) -> int:
         with self._lock:
-            return sum(c.held for c in self._chunks)
+            return self._held
 
     @property
     def dropped(self) -> int:
@@ -248,7 +393,7 @@ class HardExampleStore:
         trigger counts only samples added after this (``count(since_mark=True)``)."""
         with self._lock:
             self._mark = self._next_id - 1
-            self._save()
+            self._record([])
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -274,7 +419,8 @@ class HardExampleStore:
             first = self._next_id
             self._next_id += len(xs)
             skip = 0
-            free = self.capacity - len(self)
+            changed: list[_Chunk] = []
+            free = self.capacity - self._held
             if len(xs) > free:
                 if self.when_full == "drop_newest":
                     refused = len(xs) - max(free, 0)
@@ -287,14 +433,14 @@ class HardExampleStore:
                             "hard-example store full: refusing new samples", refused=refused
                         )
                     if len(xs) == 0:
-                        self._save()
+                        self._record([])
                         return np.empty(0, dtype=np.int64)
                 else:
                     skip = max(0, len(xs) - self.capacity)  # more than fit at all
                     self._dropped += skip
                     xs = xs[skip:]
                     ys = None if ys is None else ys[skip:]
-                    self._drop_oldest(len(xs) - free)
+                    changed = self._drop_oldest(len(xs) - free)
             chunk = _Chunk(
                 name=f"c{self._next_chunk:06d}",
                 first_id=first + skip,
@@ -309,20 +455,29 @@ class HardExampleStore:
             if ys is not None:
                 _write_npy(self._file(chunk, "y"), ys)
             self._chunks.append(chunk)
-            self._save()
+            self._firsts.append(chunk.first_id)
+            self._held += chunk.rows
+            self._record([*changed, chunk])
             self._collect()
             return chunk.ids
 
-    def _drop_oldest(self, n: int) -> None:
+    def _drop_oldest(self, n: int) -> list[_Chunk]:
+        """Drop the ``n`` oldest samples; returns the chunk left partly dropped, if any (the
+        emptied ones are gone from the front, which the next journal line records)."""
         while n > 0 and self._chunks:
             c = self._chunks[0]
             take = min(n, c.held)
             c.skip += take
             self._dropped += take
+            self._held -= take
             n -= take
             if c.held == 0:
                 self._chunks.pop(0)
+                self._firsts.pop(0)
                 self._doomed.append(c)
+            else:
+                return [c]
+        return []
 
     def _collect(self) -> None:
         """Delete files of chunks the saved manifest no longer names."""
@@ -339,7 +494,11 @@ class HardExampleStore:
         if len(ys) != len(wanted):
             raise DataSourceError(f"{len(wanted)} ids but {len(ys)} labels")
         with self._lock:
-            for c in self._chunks:
+            # only the chunks the ids fall in: a call costs O(ids · log chunks), not O(chunks)
+            hit = {bisect.bisect_right(self._firsts, i) - 1 for i in wanted.tolist()}
+            changed = []
+            for k in sorted(hit - {-1}):
+                c = self._chunks[k]
                 lo, hi = c.first_id + c.skip, c.first_id + c.rows
                 sel = (wanted >= lo) & (wanted < hi)
                 if not sel.any():
@@ -354,7 +513,9 @@ class HardExampleStore:
                 else:
                     c.labels = "some"
                     _write_npy(self._file(c, "m"), mask)
-            self._save()
+                changed.append(c)
+            if changed:
+                self._record(changed)
 
     def _labels_of(
         self, c: _Chunk, dtype: np.dtype[Any], shape: tuple[int, ...]
@@ -380,8 +541,10 @@ class HardExampleStore:
         with self._lock:
             self._doomed.extend(self._chunks)
             self._chunks = []
+            self._firsts = []
+            self._held = 0
             self._warned_full = False
-            self._save()
+            self._record([])
             self._collect()
 
     # -- reading ----------------------------------------------------------------------------

@@ -6,12 +6,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import random
 import threading
 import weakref
 from typing import Any
 
+import aiohttp
+
 from sedna_core import wire
-from sedna_core.errors import AuthenticationError, RemoteError, WireFormatError
+from sedna_core.errors import (
+    AuthenticationError,
+    RemoteError,
+    RemoteUnavailableError,
+    ServiceUnavailableError,
+    WireFormatError,
+)
 from sedna_core.jobs.joint_inference._breaker import CircuitBreaker
 from sedna_core.jobs.joint_inference._channel import NO_STREAM, Channel, StreamSupport
 from sedna_core.jobs.joint_inference._protocol import (
@@ -41,6 +50,11 @@ _SKIPPED = CloudReply(False, skipped=True)
 _CLOSE_TIMEOUT = 0.25  # seconds a stream's close waits for the cloud's closing handshake
 # request headers per content type, built once (aiohttp copies them into each request)
 _HEADERS = {ctype: {"Content-Type": ctype} for ctype in (wire.CONTENT_TYPE, JSON_CONTENT_TYPE)}
+#: the first retry after a transient refusal (a busy cloud's 503, a dropped connection) waits
+#: up to this many seconds (full jitter), doubling each retry up to MAX_BACKOFF; the call's
+#: deadline bounds the retries
+BACKOFF = 0.05
+MAX_BACKOFF = 1.0  # the guard's Retry-After
 
 
 class CloudClient:
@@ -49,9 +63,16 @@ class CloudClient:
     Binary requests go over a predict stream (``/{job_name}/predict/ws``, a websocket kept
     open: no HTTP request per call) when the cloud offers one, else as HTTP requests; JSON
     requests always as HTTP requests. Every call has one deadline (``timeout`` seconds for
-    connecting, sending and the answer) and no retries: a late answer is worth less than the
-    edge's answer now. Failures feed the breaker, except 4xx answers (our request was refused;
-    the cloud is up).
+    connecting, sending, retries and the answer): a late answer is worth less than the edge's
+    answer now. Within it, a transient refusal (502/503/504: a busy cloud, whose connection
+    guard refuses new connections while a burst of edges connects; or a connection dropped
+    before the answer) is retried until the deadline (not a full batching queue's 503, which is
+    backpressure: the edge answers at once), after a jittered back-off, so a
+    burst of edges spreads out instead of retrying in step. A refused connection (nothing
+    listening) or a timeout is not retried: that is an outage. Failures feed the breaker,
+    except 4xx answers (our request was refused; the cloud is up).
+
+    ``rng`` draws the jitter (tests pass a seeded one).
     """
 
     def __init__(
@@ -65,8 +86,10 @@ class CloudClient:
         log: Any,
         token: str | None = None,
         ca_file: str | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.base_url = base_url
+        self._rng = rng or random.Random()  # jitter must differ between edges: not seeded
         self.path = predict_path(job_name)
         self.timeout = timeout
         self.wire_format = wire_format
@@ -133,15 +156,32 @@ class CloudClient:
         # refuses websockets): Sedna's JSON is what every big-model service understands
         fmt = self.wire_format if self._streams.available else "json"
         body, content_type = encode_data(data, fmt)
-        async with asyncio.timeout(self.timeout):  # one deadline for connect, send and answer
-            if content_type == wire.CONTENT_TYPE:
-                result = await channel.predict(body)
-                if result is not NO_STREAM:
-                    return result
-                body, content_type = encode_data(data, "json")
-            response = await channel.http.request(
-                "POST", self.path, data=body, headers=_HEADERS[content_type]
-            )
+        # one deadline for connect, send, retries and answer
+        async with asyncio.timeout(self.timeout):
+            attempt = 0
+            while True:
+                try:
+                    return await self._attempt(channel, data, body, content_type)
+                except ServiceUnavailableError as exc:
+                    if not _transient(exc):
+                        raise
+                    # full jitter: a burst of edges refused together comes back spread out
+                    delay = self._rng.uniform(0.0, min(MAX_BACKOFF, BACKOFF * 2 ** min(attempt, 8)))
+                    attempt += 1
+                    self.log.debug(
+                        "cloud busy; retrying", attempt=attempt, delay=delay, error=_describe(exc)
+                    )
+                    await asyncio.sleep(delay)  # real time: bounded by the deadline above
+
+    async def _attempt(self, channel: Channel, data: Any, body: bytes, content_type: str) -> Any:
+        if content_type == wire.CONTENT_TYPE:
+            result = await channel.predict(body)
+            if result is not NO_STREAM:
+                return result
+            body, content_type = encode_data(data, "json")
+        response = await channel.http.request(
+            "POST", self.path, data=body, headers=_HEADERS[content_type]
+        )
         return decode_result(response.headers.get("Content-Type", ""), response.body)
 
     # -- calls -------------------------------------------------------------------------------
@@ -249,6 +289,25 @@ class CloudClient:
             channel = self._per_loop.pop(loop, None)
         if channel is not None:
             await channel.aclose()
+
+
+#: 503 error types that mean "do not retry here now" (see _transient)
+_OUTAGE_TYPES = frozenset({"overloaded", "unavailable"})
+
+
+def _transient(exc: ServiceUnavailableError) -> bool:
+    """Whether trying again soon may succeed: a busy cloud, or a connection it dropped.
+
+    Not a connection nobody accepted (the cloud is down: the edge answers now, the breaker
+    counts it) and not a timeout (the deadline is spent).
+    """
+    if isinstance(exc, RemoteUnavailableError):
+        # A full batching queue ("overloaded") is backpressure and a stopping service
+        # ("unavailable") says "retry elsewhere": both are outages for the edge, which answers
+        # now instead of adding load. The connection guard's refusal of a burst is transient.
+        return exc.error_type not in _OUTAGE_TYPES
+    cause = exc.__cause__
+    return not isinstance(cause, aiohttp.ClientConnectorError | TimeoutError)
 
 
 def _loop_running() -> bool:

@@ -16,6 +16,7 @@ from sedna_core.backends import compute_metrics, infer_task
 from sedna_core.errors import ConfigError, JobError
 from sedna_core.jobs.lifelong._estimators import scratch_dir
 from sedna_core.jobs.lifelong._inputs import unpack
+from sedna_core.jobs.lifelong._stacked import LARGE_GROUP, finite_matrix, score_small_groups
 from sedna_core.jobs.lifelong._state import Knowledge, save_samples
 
 __all__ = ["Inference"]
@@ -95,12 +96,20 @@ class Inference:
             know.allocator.allocate(know.allocator_input(know.allocator, x, features)),
             dtype=np.int64,
         )
+        # task id -> group position, and whether that group is deployed, as lookup tables: one
+        # vectorised gather per row instead of sorting-based set tests against every task id
         group_of = know.group_of()
-        ids = np.array(sorted(group_of), dtype=np.int64)
-        deployed = np.array(
-            [tid for tid, gi in group_of.items() if know.groups[gi].deployed], dtype=np.int64
-        )
-        unseen = ~np.isin(alloc, ids)
+        tids = np.fromiter(group_of.keys(), dtype=np.int64, count=len(group_of))
+        gis = np.fromiter(group_of.values(), dtype=np.int64, count=len(group_of))
+        size = int(tids.max()) + 1 if tids.size else 1
+        lookup = np.full(size, -1, dtype=np.int64)
+        lookup[tids] = gis
+        live = np.fromiter((g.deployed for g in know.groups), dtype=bool, count=len(know.groups))
+        inside = (alloc >= 0) & (alloc < size)
+        target = np.full(n, -1, dtype=np.int64)  # every row's group: seen rows their own
+        target[inside] = lookup[alloc[inside]]
+        known = target >= 0
+        unseen = ~known
         if detect:
             data = DetectionData(
                 x=x,
@@ -112,14 +121,8 @@ class Inference:
                 if "features" in det.requires and features is None:
                     continue
                 unseen |= det.detect(data)
-            unseen |= ~np.isin(alloc, deployed)  # withdrawn task: its model is not trusted
-        # every row gets a group: seen rows their own; the others their nearest / fallback
-        target = np.full(n, -1, dtype=np.int64)
-        known = np.isin(alloc, ids)
-        lookup = np.zeros(int(ids.max()) + 1 if ids.size else 1, dtype=np.int64)
-        for tid, gi in group_of.items():
-            lookup[tid] = gi
-        target[known] = lookup[alloc[known]]
+            unseen[known] |= ~live[target[known]]  # withdrawn task: its model is not trusted
+        # the other rows get their nearest / fallback group below
         results: list[TaskResult] = []
         unseen_rows = np.flatnonzero(unseen)
         if self.unseen_estimator is not None and unseen_rows.size:
@@ -149,21 +152,51 @@ class Inference:
                 target[missing] = -2
             else:
                 target[missing] = _largest_group(know)
-        for gi, rows in self.task_remodeling.remodel(np.where(target >= 0, target, -1)):
-            if gi < 0:
-                continue
-            group = know.groups[gi]
-            backend = self._backend_of(know, group)
-            results.append(
-                TaskResult(
-                    group.entry,
-                    gi,
-                    rows,
-                    backend.predict(take_rows(model_x, rows)),
-                    is_unseen=bool(unseen[rows].all()),
-                )
-            )
+        groups = [
+            (int(gi), rows)
+            for gi, rows in self.task_remodeling.remodel(np.where(target >= 0, target, -1))
+            if gi >= 0
+        ]
+        answers = self._answer_groups(know, model_x, groups)
+        if groups:
+            sizes = np.fromiter((len(r) for _, r in groups), dtype=np.intp, count=len(groups))
+            flags = unseen[np.concatenate([r for _, r in groups])]
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            all_unseen = np.logical_and.reduceat(flags, starts) if flags.size else sizes == 0
+            for (gi, rows), answer, flag in zip(groups, answers, all_unseen.tolist(), strict=True):
+                results.append(TaskResult(know.groups[gi].entry, gi, rows, answer, is_unseen=flag))
         return self.inference_integrate.integrate(results, n), unseen, results
+
+    def _answer_groups(
+        self, know: Knowledge, model_x: Any, groups: list[tuple[int, np.ndarray]]
+    ) -> list[Any]:
+        """Each group's model output on its rows, in the order of ``groups``.
+
+        Small groups whose backend declares a linear decision (the optional
+        ``linear_decision`` capability) are scored together in one vectorised pass
+        (``_stacked.py``: the same predictions as their own ``predict``); every other group is
+        one ``predict`` call of its backend on its rows.
+        """
+        backends = [
+            g.backend if g.backend is not None else self._backend_of(know, g)
+            for g in (know.groups[gi] for gi, _ in groups)
+        ]
+        answers: list[Any] = [None] * len(groups)
+        x = finite_matrix(model_x) if len(groups) > 1 else None
+        if x is not None:
+            member = know.stacks.member
+            members = [
+                member(gi, backend, x.shape[1]) if len(rows) < LARGE_GROUP else None
+                for (gi, rows), backend in zip(groups, backends, strict=True)
+            ]
+            indices, decided = score_small_groups(x, groups, members)
+            for i, (member, idx) in enumerate(zip(members, indices, strict=True)):
+                if member is not None and idx is not None and decided[i]:
+                    answers[i] = member.classes.take(idx)
+        for i, ((_, rows), backend) in enumerate(zip(groups, backends, strict=True)):
+            if answers[i] is None:
+                answers[i] = backend.predict(take_rows(model_x, rows))
+        return answers
 
     def _save_unseen(self, know: Knowledge, x: Any, rows: np.ndarray) -> None:
         """Keep unseen samples for labelling (Sedna's ``unseen_save_url``): numeric features

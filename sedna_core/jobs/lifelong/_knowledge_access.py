@@ -161,9 +161,11 @@ class KnowledgeAccess:
         return know.global_backend
 
     def _proba_fn(self, know: Knowledge, model_x: Any) -> Callable[[int, np.ndarray], np.ndarray]:
-        group_of = know.group_of()
+        group_of: dict[int, int] = {}  # built on first use: most detectors never ask
 
         def proba(task_id: int, rows: np.ndarray) -> np.ndarray:
+            if not group_of:
+                group_of.update(know.group_of())
             backend = self._backend_of(know, know.groups[group_of[int(task_id)]])
             return np.asarray(backend.predict_proba(take_rows(model_x, rows)))
 

@@ -27,6 +27,7 @@ from sedna_core.algorithms.mtl import (
     has_column,
 )
 from sedna_core.errors import DataSourceError
+from sedna_core.jobs.lifelong._stacked import LinearStacks
 from sedna_core.knowledge_base import INDEX_SCHEMA_NAME, INDEX_SCHEMA_VERSION
 from sedna_core.plugins import create_algorithm
 
@@ -99,6 +100,8 @@ class Knowledge:
     samples: dict[int, dict[str, Any]] = field(default_factory=dict)  # task id -> artifact ref
     version: int | None = None
     backend_name: str | None = None
+    #: stacked coefficients of the linear task models, for inference over many small groups
+    stacks: LinearStacks = field(default_factory=LinearStacks, repr=False, compare=False)
 
     # -- lookups -----------------------------------------------------------------------------
 

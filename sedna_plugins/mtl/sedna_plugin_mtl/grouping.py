@@ -48,11 +48,12 @@ class DefaultTaskRemodeling(ConformanceCalls, BaseTaskRemodeling):
             return []
         order = np.argsort(task_ids, kind="stable")
         sorted_ids = task_ids[order]
-        cuts = np.flatnonzero(np.diff(sorted_ids)) + 1
-        return [
-            (int(sorted_ids[chunk[0]]), order[chunk[0] : chunk[-1] + 1])
-            for chunk in np.split(np.arange(len(order)), cuts)
-        ]
+        cuts = np.flatnonzero(sorted_ids[1:] != sorted_ids[:-1]) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*starts[1:], len(order)]
+        ids = sorted_ids[starts].tolist()
+        # views into one sorted order: no per-group copies (many tasks mean many small groups)
+        return [(int(t), order[a:b]) for t, a, b in zip(ids, starts, ends, strict=True)]
 
 
 class DefaultInferenceIntegrate(ConformanceCalls, BaseInferenceIntegrate):

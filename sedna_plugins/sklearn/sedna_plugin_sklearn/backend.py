@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from sedna_core.backends import BaseBackend, compute_metrics, infer_task, mro_names
+from sedna_core.backends import (
+    BaseBackend,
+    LinearDecision,
+    compute_metrics,
+    infer_task,
+    mro_names,
+)
 from sedna_core.datasources import as_x, as_xy
 from sedna_core.errors import BackendError
 from sedna_core.log import get_logger
@@ -123,6 +130,64 @@ class SklearnBackend(BaseBackend):
         if not hasattr(self.model, "predict_proba"):
             return super().predict_proba(data)
         return np.asarray(self.model.predict_proba(as_x(data)))
+
+    def linear_decision(self, n_features: int) -> LinearDecision | None:
+        """The fitted coefficients when ``predict`` is scikit-learn's linear-classifier rule.
+
+        That is ``LinearClassifierMixin``'s ``predict`` and ``decision_function``
+        (LogisticRegression, SGDClassifier, LinearSVC, Perceptron, PassiveAggressiveClassifier;
+        not RidgeClassifier's multilabel case or a subclass with its own rule), on dense
+        coefficients of at most 64 bits fitted on ``n_features`` unnamed features (with names,
+        scikit-learn warns on arrays). Else ``None``: then ``predict`` answers.
+        """
+        if type(self).predict is not SklearnBackend.predict:
+            return None  # a subclass with its own predict: the contract is about that one
+        # scikit-learn's linear models not imported: this model is no linear classifier
+        linear = sys.modules.get("sklearn.linear_model._base")
+        if linear is None:
+            return None
+        model = self.model
+        mixin = linear.LinearClassifierMixin
+        cls = type(model)
+        if getattr(cls, "predict", None) is not mixin.predict:
+            return None
+        if getattr(cls, "decision_function", None) is not mixin.decision_function:
+            return None
+        coef = getattr(model, "coef_", None)
+        classes = getattr(model, "classes_", None)
+        if (
+            not isinstance(coef, np.ndarray)
+            or coef.ndim != 2
+            or not isinstance(classes, np.ndarray)
+        ):
+            return None  # unfitted, sparsified (a scipy matrix) or unusual
+        if hasattr(model, "feature_names_in_") or coef.shape[1] != n_features:
+            return None  # scikit-learn warns or raises there: let it
+        if coef.dtype.kind != "f" or coef.dtype.itemsize > 8 or classes.ndim != 1:
+            return None  # long double: scored beyond float64
+        n_classes = len(classes)
+        two = coef.shape[0] == 1 and n_classes == 2
+        if not two and coef.shape[0] != n_classes:
+            return None
+        intercept = getattr(model, "intercept_", 0.0)
+        found = np.asarray(intercept)
+        if found.dtype.kind not in "iuf" or found.dtype.itemsize > 8:
+            return None
+        if found.size not in (1, coef.shape[0]):
+            return None
+        return LinearDecision(
+            coef,
+            intercept,
+            classes,
+            rule="sign" if two else "argmax",
+            # ``model`` is a property: the decision holds while these objects stay in place
+            watch=(
+                (self, "model", model),
+                (model, "coef_", coef),
+                (model, "intercept_", getattr(model, "intercept_", None)),
+                (model, "classes_", classes),
+            ),
+        )
 
     def evaluate(
         self, data: Any, metrics: Sequence[Any] | Mapping[str, Any] | None = None

@@ -4,7 +4,8 @@ Compression: :class:`FP16`, :class:`Int8` (stochastic rounding), :class:`TopK` (
 feedback). Differential privacy: Flower's four central variants
 (:class:`DifferentialPrivacyServerSideFixedClipping`, ...ClientSideFixedClipping,
 ...ServerSideAdaptiveClipping, ...ClientSideAdaptiveClipping) and :class:`LocalDP`, with an RDP
-accountant from ``dp-accounting``.
+accountant from ``dp-accounting``. Secure aggregation: :class:`SecAggPlus` (Bell et al. 2020,
+Flower's parameters), with primitives from ``cryptography``.
 """
 
 from sedna_plugin_transforms.compress import FP16, Int8, TopK
@@ -16,6 +17,7 @@ from sedna_plugin_transforms.privacy import (
     LocalDP,
     epsilon_of,
 )
+from sedna_plugin_transforms.secagg import SecAggPlus
 
 __all__ = [
     "FP16",
@@ -25,6 +27,7 @@ __all__ = [
     "DifferentialPrivacyServerSideFixedClipping",
     "Int8",
     "LocalDP",
+    "SecAggPlus",
     "TopK",
     "epsilon_of",
 ]

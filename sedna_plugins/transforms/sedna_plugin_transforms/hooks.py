@@ -1,6 +1,7 @@
 """Hook implementations of this plugin (the module its entry point names).
 
-Imports stay light: numpy here; ``dp_accounting`` only when a privacy transform accounts.
+Imports stay light: numpy here; ``dp_accounting`` only when a privacy transform accounts,
+``cryptography`` only when a secure-aggregation round runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def sedna_register_update_transforms() -> list[type]:
         DifferentialPrivacyServerSideFixedClipping,
         LocalDP,
     )
+    from sedna_plugin_transforms.secagg import SecAggPlus
 
     return [
         FP16,
@@ -28,4 +30,5 @@ def sedna_register_update_transforms() -> list[type]:
         DifferentialPrivacyServerSideAdaptiveClipping,
         DifferentialPrivacyClientSideAdaptiveClipping,
         LocalDP,
+        SecAggPlus,
     ]

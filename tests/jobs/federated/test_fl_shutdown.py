@@ -49,7 +49,12 @@ def _lines(text: str) -> list[dict[str, object]]:
 @pytest.mark.parametrize("how", ["cli", "api"])
 def test_sigterm_while_waiting_removes_the_spool_and_says_so(how: str, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
-    env = {**os.environ, "SEDNA_LOG_FORMAT": "json", "AGG_SPOOL_DIR": str(spool)}
+    env = {
+        **os.environ,
+        "SEDNA_LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",  # the test reads info lines, whatever the caller's level
+        "AGG_SPOOL_DIR": str(spool),
+    }
     if how == "cli":
         cmd = [*SERVE, "--participants", "2"]
     else:

@@ -284,3 +284,80 @@ async def test_undecodable_update_is_rejected_and_others_count(bounded: Any) -> 
     assert result.status == "completed"
     assert result.history[0]["rejected"] == {"c2": "decode"}
     np.testing.assert_allclose(result.weights[0], _exact(1, 2), rtol=1e-5, atol=1e-7)
+
+
+# -- sedna serve aggregation --transforms ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chain", "says"),
+    [
+        ("Int8,TopKX", "no update_transform algorithm named 'TopKX'"),
+        ('[{"method": "Int8", "param": {"block": 0}}]', "block must be a positive integer"),
+        ('{"method": "TopK", "param": {"ratoi": 0.1}}', "has no parameter(s) ratoi"),
+        ('[{"method": "Int8"', "not valid JSON"),
+    ],
+)
+def test_cli_transforms_mistakes_are_one_line_usage_errors(
+    chain: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sedna_core.cli.main import main
+
+    rc = main(["serve", "aggregation", "--port", "0", "--transforms", chain])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith(f"sedna serve aggregation: --transforms {chain!r}: ")
+    assert says in err and err.count("\n") == 1
+
+
+async def test_cli_transforms_run_a_compressed_job(bounded: Any, tmp_path: Any) -> None:
+    """The JSON spelling with parameters, in a served job with real clients."""
+    import os
+    import subprocess
+    import sys
+
+    init = tmp_path / "init.npz"
+    np.savez(init, np.zeros(SHAPE, np.float32))
+    chain = '[{"method": "TopK", "param": {"ratio": 1.0}}, "Int8"]'
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sedna_core.cli.main",
+            "serve",
+            "aggregation",
+            "--port",
+            "0",
+            "--participants",
+            "2",
+            "--exit-round",
+            "2",
+            "--json",
+            "--linger",
+            "2",
+            "--initial-weights",
+            str(init),
+            "--transforms",
+            chain,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SEDNA_LOG_FORMAT": "json"},
+    )
+    try:
+        line = await bounded(asyncio.to_thread(proc.stdout.readline))
+        assert "listening on ws://127.0.0.1:" in line, line + proc.stderr.read()
+        clients = [_client(line.strip().rsplit(" ", 1)[-1], k) for k in range(2)]
+        await bounded(asyncio.gather(*(c.atrain([0] * 10) for c in clients)))
+        out, err = await bounded(asyncio.to_thread(proc.communicate))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "job completed: 2 round(s)"
+    assert [t.name for t in clients[0]._transforms.transforms] == ["TopK", "Int8"]
+    got = clients[0].estimator.get_weights()[0]
+    step = max(float(np.abs(Mover(k).step).max()) for k in range(2)) / 127
+    assert float(np.abs(got - _exact(2, 2)).max()) <= 2 * step  # int8 quantisation only

@@ -128,6 +128,9 @@ def test_ll_remodel_then_integrate_restores_order(ids):
     covered = np.concatenate([rows for _, rows in groups]) if groups else np.empty(0)
     assert sorted(covered.tolist()) == list(range(len(ids)))
     assert all((ids[rows] == k).all() for k, rows in groups)
+    # groups by ascending id, each group's rows in input order (the stable sort)
+    assert [k for k, _ in groups] == sorted(set(ids.tolist()))
+    assert all((np.diff(rows) > 0).all() for _, rows in groups)
     results = [TaskResult(str(k), k, rows, rows * 10 + 1) for k, rows in groups]
     merged = DefaultInferenceIntegrate().integrate(results, len(ids))
     assert merged.tolist() == [i * 10 + 1 for i in range(len(ids))]

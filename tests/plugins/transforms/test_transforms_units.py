@@ -4,6 +4,7 @@ and the accountant against published values."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -20,10 +21,10 @@ from sedna_plugin_transforms import (
 )
 from sedna_plugin_transforms.privacy import SecureGaussian, l2_norm
 
-from sedna_core.algorithms import TransformContext
+from sedna_core.algorithms import BaseUpdateTransform, TransformContext
 from sedna_core.algorithms.aggregation import specs_of
 from sedna_core.errors import InvalidUpdateError
-from sedna_core.jobs.federated._transforms import TransformChain
+from sedna_core.jobs.federated._transforms import TransformChain, _pack, _unpack
 from sedna_core.plugins import create_algorithm
 from sedna_core.testing import parametrize_with_checks
 
@@ -113,14 +114,62 @@ def test_topk_rejects_bad_indices() -> None:
     delta = _delta()
     chain = TransformChain([TopK(ratio=0.1)])
     specs = specs_of(delta)
-    wire, _ = chain.encode_update(delta, [np.zeros_like(d) for d in delta], 1)
-    wire[0] = wire[0].copy()
-    wire[0][-1] = specs[0].size  # out of range
+    pieces = chain.encode(delta, [np.zeros_like(d) for d in delta], TransformContext(1, specs))
+    pieces[0][-1] = specs[0].size  # out of range
     with pytest.raises(InvalidUpdateError, match="indices"):
-        chain.decode(wire, TransformContext(1, specs))
-    wire[0][-1] = wire[0][-2]  # repeated
+        chain.decode([_pack(pieces, chain.piece_specs(specs))], TransformContext(1, specs))
+    pieces[0][-1] = pieces[0][-2]  # repeated
     with pytest.raises(InvalidUpdateError, match="indices"):
-        chain.decode(wire, TransformContext(1, specs))
+        chain.decode([_pack(pieces, chain.piece_specs(specs))], TransformContext(1, specs))
+
+
+def test_compressed_updates_travel_as_one_byte_tensor() -> None:
+    """One frame header per update instead of one per tensor; aligned, exact round trip."""
+    delta = _delta()
+    specs = specs_of(delta)
+    chain = TransformChain([TopK(ratio=0.1), Int8()])
+    assert chain.packed
+    pieces = chain.piece_specs(specs)
+    (wire_spec,) = chain.wire_specs(specs)
+    assert wire_spec.dtype == np.uint8
+    # the pieces' bytes and at most itemsize - 1 bytes of alignment padding each
+    raw = sum(p.size * p.dtype.itemsize for p in pieces)
+    assert raw <= wire_spec.size < raw + 8 * len(pieces)
+    base = [np.zeros_like(d) for d in delta]
+    wire, _ = chain.encode_update(delta, base, 1)
+    assert len(wire) == 1 and wire[0].dtype == np.uint8 and wire[0].shape == wire_spec.shape
+    reference = TransformChain([TopK(ratio=0.1), Int8()])
+    unpacked = reference.encode(delta, base, TransformContext(1, specs, rng=None))
+    got = _unpack(wire, pieces)
+    for g, u in zip(got, unpacked, strict=True):
+        assert g.flags.aligned and g.dtype == u.dtype and g.shape == u.shape
+    np.testing.assert_array_equal(got[0], unpacked[0])  # top-k indices: no randomness
+    # a wrong length is refused before any piece decodes
+    with pytest.raises(InvalidUpdateError, match="packed update"):
+        chain.decode([wire[0][:-1]], TransformContext(1, specs))
+    # server-side pieces alone leave the model's tensors as they are
+    server_only = TransformChain([DifferentialPrivacyServerSideFixedClipping(0.0, 1.0)])
+    assert not server_only.packed and server_only.wire_specs(specs) == specs
+    # compression alone leaves the server's aggregation as it is (its streaming path)
+    assert not chain.acts_on_server and server_only.acts_on_server
+    assert TransformChain([LocalDP(), FP16()]).acts_on_server is False
+
+
+def test_pieces_that_are_not_packable_keep_their_tensors() -> None:
+    """A client-side piece the server combines undecoded (secure aggregation) keeps one
+    tensor per wire tensor, and then so does the whole chain."""
+
+    class Summed(BaseUpdateTransform):
+        name: ClassVar[str] = "Summed"
+        client_side: ClassVar[bool] = True
+
+        def __init__(self) -> None:
+            pass
+
+    specs = specs_of(_delta())
+    chain = TransformChain([Int8(), Summed()])
+    assert not chain.packed
+    assert chain.wire_specs(specs) == chain.piece_specs(specs) == Int8().wire_specs(specs)
 
 
 def test_clip_noise_compress_combine() -> None:
